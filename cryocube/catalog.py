@@ -46,12 +46,14 @@ search is deterministic whatever the catalog's own order.
 
 Returned items are copies whose asset hrefs are **absolute**: items from a
 static catalog keep their absolute self href (the path of the item JSON) and
-each relative asset href is resolved against it
-(``Item.make_asset_hrefs_absolute()``), giving plain absolute file paths (or
+each relative asset href is resolved against it (as
+``Item.make_asset_hrefs_absolute()`` does), giving plain absolute file paths (or
 URLs for a remote static catalog), which is what the cube loader (stackstac,
 rasterio) needs. Items from an API are treated the same way when they carry a
 self link; otherwise their hrefs are left as the API gave them, and
-:func:`validate_items` reports any that stayed relative.
+:func:`validate_items` reports any that stayed relative. Hrefs already absolute
+(a URL, or an absolute local path even when the item came from an http API) are
+never changed.
 
 Every bad input raises a :class:`CatalogError` (a ``ValueError``) naming the
 culprit; an empty result returns an empty ``ItemCollection`` with a
@@ -88,6 +90,7 @@ __all__ = [
     "SearchParameterError",
     "UnknownCollectionError",
     "filter_items",
+    "item_time_span",
     "search",
     "validate_items",
 ]
@@ -705,10 +708,22 @@ def _static_items(root: pystac.Catalog, filters: SearchFilters) -> Iterator[pyst
         yield from root.get_items(recursive=True)
 
 
+def _is_absolute_href(href: str) -> bool:
+    return _is_url(href) or Path(href).is_absolute()
+
+
 def _absolute_copy(item: pystac.Item) -> pystac.Item:
+    """A copy whose relative asset hrefs are resolved against the item's self href.
+
+    Hrefs that are already URLs or absolute paths are kept as they are: pystac's own
+    ``make_asset_hrefs_absolute`` would turn a local path ``/data/x.tif`` served by an
+    API at ``http://host/`` into ``http://host/data/x.tif``.
+    """
     copy = item.clone()
     if copy.get_self_href() is not None:
-        copy.make_asset_hrefs_absolute()
+        for asset in copy.assets.values():
+            if not _is_absolute_href(asset.href):
+                asset.href = asset.get_absolute_href() or asset.href
     return copy
 
 
@@ -764,6 +779,9 @@ def search(
     except APIError as err:
         raise _api_error(err, name, "search") from None
     except pystac.STACError as err:
+        cause = err.__cause__  # pystac wraps errors of linked files; ours name the file
+        if isinstance(cause, CatalogError):
+            raise cause from None
         raise CatalogFormatError(f"invalid STAC object in catalog {name}: {err}") from None
     items = [_absolute_copy(item) for item in found]
     if not items:
@@ -799,7 +817,7 @@ def validate_items(items: Iterable[pystac.Item], assets: Sequence[str] | str | N
                 problems.append(f"item {item.id!r} lacks asset {asset!r} (it has: {have})")
                 continue
             href = item.assets[asset].href
-            if not (_is_url(href) or Path(href).is_absolute()):
+            if not _is_absolute_href(href):
                 problems.append(
                     f"item {item.id!r} asset {asset!r} has a relative href {href!r}; "
                     "make it absolute (Item.make_asset_hrefs_absolute())"
