@@ -98,7 +98,8 @@ incidence angle map ``theta`` of the acquisition's orbit state::
   ``G_frozen = Q_gamma(ENL_FROZEN, Phi(g(R_t(p)))) / ENL_FROZEN``: a Gaussian
   band-limited field ``g`` (wavelengths 90 to 320 m) mapped through the normal CDF
   ``Phi`` and the gamma quantile function, so it is exactly gamma-distributed
-  (to the accuracy with which a sum of 128 random cosines is Gaussian). Because the
+  (to the accuracy with which a sum of 64 random cosines is Gaussian: excess
+  kurtosis -3/128). Because the
   mean of ``10 log10 G`` is negative, ``E[sigma0] = sigma0_model +``
   :func:`speckle_db_bias` (about -0.49 dB).
 * Stored values are rounded to multiples of ``DB_QUANTUM = 2**-10`` dB so that the
@@ -106,9 +107,10 @@ incidence angle map ``theta`` of the acquisition's orbit state::
 
 Sentinel-2 reflectance
 ----------------------
-``rho_b = S2_BASE_ROCK[b] + (S2_BASE_ICE[b] - S2_BASE_ROCK[b]) * ice_fraction
-+ S2_CONTRAST[b] * T(R_t(p)) + S2_FINE_CONTRAST[b] * T_fine(R_t(p))`` with
-``T_fine`` (:func:`fine_texture_field`, wavelengths 50-120 m) advected like ``T``.
+``rho_b = base_b * exp(S2_CONTRAST[b] * T(R_t(p)) + S2_FINE_CONTRAST[b] * T_fine(R_t(p)))``
+with ``base_b = S2_BASE_ROCK[b] + (S2_BASE_ICE[b] - S2_BASE_ROCK[b]) * ice_fraction``
+and ``T_fine`` (:func:`fine_texture_field`, wavelengths 50-120 m) advected like
+``T``; the exponential keeps reflectance positive (relative contrast ~8 %).
 Under a cloud (:func:`s2_cloud_mask`, an ellipse per scene) ``rho_b = S2_CLOUD[b]``.
 Digital numbers: ``round(rho / 1e-4)`` as uint16, 0 = nodata (one scene has a
 swath edge, :func:`s2_nodata_mask`). No melt signal in S2.
@@ -247,10 +249,10 @@ DB_QUANTUM: Final = 2.0**-10
 # Sentinel-2 reflectance model
 # --------------------------------------------------------------------------- #
 S2_BANDS: Final = ("B04", "B08")
-S2_BASE_ICE: Final = {"B04": 0.62, "B08": 0.52}
+S2_BASE_ICE: Final = {"B04": 0.60, "B08": 0.50}
 S2_BASE_ROCK: Final = {"B04": 0.14, "B08": 0.22}
-S2_CONTRAST: Final = {"B04": 0.06, "B08": 0.05}
-S2_FINE_CONTRAST: Final = {"B04": 0.04, "B08": 0.03}
+S2_CONTRAST: Final = {"B04": 0.08, "B08": 0.07}  # relative (log) contrast
+S2_FINE_CONTRAST: Final = {"B04": 0.05, "B08": 0.04}  # relative (log) contrast
 S2_CLOUD: Final = {"B04": 0.85, "B08": 0.80}
 S2_SCALE: Final = 1e-4
 
@@ -468,7 +470,7 @@ def fine_texture_field() -> RandomField:
 
 @lru_cache(maxsize=None)
 def _frozen_speckle_field(relative_orbit: int, pol: str) -> RandomField:
-    return RandomField.random([FROZEN_SPECKLE_SEED, int(relative_orbit), POLARIZATIONS.index(pol)], 128, 90.0, 320.0)
+    return RandomField.random([FROZEN_SPECKLE_SEED, int(relative_orbit), POLARIZATIONS.index(pol)], 64, 90.0, 320.0)
 
 
 def _advected(field: RandomField, x: Any, y: Any, t: Any) -> np.ndarray:
@@ -612,6 +614,16 @@ def s1_acquisitions() -> list[S1Acquisition]:
     return sorted(out, key=lambda a: a.datetime)
 
 
+@lru_cache(maxsize=2)
+def _s1_fields(grid: Grid, acquisition: S1Acquisition) -> tuple[np.ndarray, ...]:
+    """Polarization-independent fields (theta, wet, texture) of an acquisition (cached: HH and HV share them)."""
+    x, y = grid_xy(grid)
+    fields = (incidence_angle(x, y, acquisition.track), is_wet(x, y, acquisition.datetime), texture(x, y, acquisition.datetime))
+    for a in fields:
+        a.flags.writeable = False
+    return fields
+
+
 def s1_sigma0_db(grid: Grid, acquisition: S1Acquisition, pol: Pol) -> np.ndarray:
     """Simulated backscatter (dB, float32, ``grid.shape``) of eq. (3) with speckle, rounded to DB_QUANTUM.
 
@@ -621,7 +633,13 @@ def s1_sigma0_db(grid: Grid, acquisition: S1Acquisition, pol: Pol) -> np.ndarray
     x, y = grid_xy(grid)
     t = acquisition.datetime
     tr = acquisition.track
-    model = s1_sigma0_model_db(x, y, t, tr, pol)
+    theta, wet, tex = _s1_fields(grid, acquisition)
+    model = (
+        base_backscatter(x, y, pol)
+        + backscatter_slope(x, y, pol) * (theta - THETA_REF_DEG)
+        + MELT_DROP_DB[pol] * wet
+        + TEXTURE_CONTRAST_DB[pol] * tex
+    )
     frozen = frozen_speckle(x, y, t, tr.relative_orbit, pol)
     rng = np.random.default_rng([INDEPENDENT_SPECKLE_SEED, tr.relative_orbit, acquisition.index, POLARIZATIONS.index(pol)])
     indep = rng.gamma(ENL_INDEPENDENT, 1.0 / ENL_INDEPENDENT, grid.shape)
@@ -709,20 +727,33 @@ def s2_cloud_cover(grid: Grid, scene: S2Scene) -> float:
 def s2_reflectance(x: Any, y: Any, scene: S2Scene, band: str) -> np.ndarray:
     """Surface reflectance (float64) of ``band`` ("B04"/"B08"), clouds included, nodata not applied."""
     t = scene.datetime
-    rho = (
-        S2_BASE_ROCK[band]
-        + (S2_BASE_ICE[band] - S2_BASE_ROCK[band]) * ice_fraction(x, y)
-        + S2_CONTRAST[band] * texture(x, y, t)
-        + S2_FINE_CONTRAST[band] * _advected(fine_texture_field(), x, y, t)
+    return _s2_reflectance_from(
+        ice_fraction(x, y), texture(x, y, t), _advected(fine_texture_field(), x, y, t), s2_cloud_mask(x, y, scene), band
     )
-    return np.where(s2_cloud_mask(x, y, scene), S2_CLOUD[band], rho)
+
+
+def _s2_reflectance_from(ice: np.ndarray, tex: np.ndarray, fine: np.ndarray, cloud: np.ndarray, band: str) -> np.ndarray:
+    base = S2_BASE_ROCK[band] + (S2_BASE_ICE[band] - S2_BASE_ROCK[band]) * ice
+    rho = base * np.exp(S2_CONTRAST[band] * tex + S2_FINE_CONTRAST[band] * fine)
+    return np.where(cloud, S2_CLOUD[band], rho)
+
+
+@lru_cache(maxsize=2)
+def _s2_fields(grid: Grid, scene: S2Scene) -> tuple[np.ndarray, ...]:
+    """Band-independent fields of a scene on a grid (cached so that both bands share them)."""
+    x, y = grid_xy(grid)
+    t = scene.datetime
+    fields = (ice_fraction(x, y), texture(x, y, t), _advected(fine_texture_field(), x, y, t), s2_cloud_mask(x, y, scene), s2_nodata_mask(x, y, scene))
+    for a in fields:
+        a.flags.writeable = False
+    return fields
 
 
 def s2_digital_numbers(grid: Grid, scene: S2Scene, band: str) -> np.ndarray:
     """uint16 digital numbers ``clip(round(rho / 1e-4), 1, 65535)`` on ``grid``, 0 where nodata."""
-    x, y = grid_xy(grid)
-    dn = np.clip(np.round(s2_reflectance(x, y, scene, band) / S2_SCALE), 1, 65535).astype(np.uint16)
-    dn[s2_nodata_mask(x, y, scene)] = 0
+    ice, tex, fine, cloud, nodata = _s2_fields(grid, scene)
+    dn = np.clip(np.round(_s2_reflectance_from(ice, tex, fine, cloud, band) / S2_SCALE), 1, 65535).astype(np.uint16)
+    dn[nodata] = 0
     return dn
 
 
