@@ -65,7 +65,7 @@ Elevation
 ---------
 ``z = Z_CENTRE - Z_GRADIENT * s + Z_MARGIN * (1 - ice_fraction)`` [m]: 500 m at the
 centre, rising inland (upstream, -s) by 0.08 m per m, and 150 m higher on the
-bedrock margins; ~240 m to ~910 m in the scene.
+bedrock margins; ~250 m to ~910 m in the scene.
 
 Sentinel-1 backscatter (dB)
 ---------------------------
@@ -159,6 +159,7 @@ __all__ = [
     "s1_acquisitions",
     "s1_sigma0_db",
     "s1_sigma0_model_db",
+    "s2_cloud_cover",
     "s2_cloud_mask",
     "s2_digital_numbers",
     "s2_nodata_mask",
