@@ -151,7 +151,19 @@ def _compressors(compressor: Any, zarr_format: int) -> list[Any]:
 
 
 def _zarr_chunks(var: xr.Variable, chunks: Mapping[Hashable, int]) -> tuple[int, ...]:
-    return tuple(int(chunks.get(d, var.sizes[d])) or 1 for d in var.dims)
+    """Zarr chunk shape: ``chunks`` per dimension, clipped to the fixed (non-time) sizes.
+
+    ``time`` is not clipped: it grows on append, so its chunk length is kept.
+    """
+    out = []
+    for d in var.dims:
+        c = int(chunks.get(d, var.sizes[d]))
+        if c <= 0:
+            c = var.sizes[d]  # -1 / 0: the whole dimension
+        if d != TIME:
+            c = min(c, var.sizes[d])
+        out.append(max(c, 1))
+    return tuple(out)
 
 
 def _dask_chunks_for(sizes: Sequence[int], zchunks: Sequence[int], offsets: Sequence[int]) -> tuple[tuple[int, ...], ...]:
