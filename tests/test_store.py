@@ -141,7 +141,10 @@ def test_default_chunks_and_codec(tmp_path):
     assert arr.chunks == (4, 512, 20)
     meta = json.loads((tmp_path / "c.zarr" / "hh" / "zarr.json").read_text())
     blosc = [c for c in meta["codecs"] if c["name"] == "blosc"]
-    assert blosc and blosc[0]["configuration"]["cname"] == "zstd" and blosc[0]["configuration"]["shuffle"] == "bitshuffle"
+    assert blosc and blosc[0]["configuration"]["cname"] == "lz4" and blosc[0]["configuration"]["shuffle"] == "bitshuffle"
+    write_cube(cube, tmp_path / "zs.zarr", compressor="blosc-zstd", zarr_format=2)
+    meta = json.loads((tmp_path / "zs.zarr" / "hh" / ".zarray").read_text())
+    assert meta["compressor"]["id"] == "blosc" and meta["compressor"]["cname"] == "zstd" and meta["compressor"]["shuffle"] == 2
     write_cube(cube, tmp_path / "raw.zarr", compressor=None)
     meta = json.loads((tmp_path / "raw.zarr" / "hh" / "zarr.json").read_text())
     assert [c["name"] for c in meta["codecs"]] == ["bytes"]
@@ -374,3 +377,32 @@ def test_killed_overwrite_keeps_previous_store(tmp_path):
     write_cube(_cube_b(), path, zarr_format=2, chunks=CHUNKS, mode="w")
     assert_cube_equal(open_cube(path), _cube_b())
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".c.zarr")]
+
+
+def test_overwrite_without_rename_exchange_and_backup_recovery(tmp_path, monkeypatch):
+    """The two-rename fallback, and the state a crash between its renames leaves."""
+    import cryocube.store as store
+
+    path = tmp_path / "c.zarr"
+    write_cube(_cube_a(), path, chunks=CHUNKS)
+    monkeypatch.setattr(store, "_exchange", lambda a, b: False)
+    write_cube(_cube_b(), path, chunks=CHUNKS, mode="w")
+    assert_cube_equal(open_cube(path), _cube_b())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".c.zarr")]
+    # crash after "rename store -> backup", before "rename temporary -> store":
+    backup = tmp_path / ".c.zarr.cryocube-old-999999999-deadbeef"
+    os.rename(path, backup)
+    (tmp_path / ".c.zarr.cryocube-tmp-999999999-deadbeef").mkdir()  # the unfinished new store
+    assert_cube_equal(open_cube(path), _cube_b())  # previous store put back
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".c.zarr")]
+
+
+def test_progress_and_input_untouched(tmp_path, capsys):
+    cube = _cube_a()
+    encodings = {k: dict(v.encoding) for k, v in cube.variables.items()}
+    write_cube(cube, tmp_path / "c.zarr", chunks=CHUNKS, progress=True)
+    assert "Completed" in capsys.readouterr().out
+    append_cube(_cube_b(), tmp_path / "c.zarr", progress=True)
+    assert "Completed" in capsys.readouterr().out
+    assert {k: dict(v.encoding) for k, v in cube.variables.items()} == encodings
+    assert dask.is_dask_collection(cube.hh.data) and cube.hh.chunks[0] == (1,) * 5
