@@ -66,7 +66,6 @@ import contextlib
 import ctypes
 import datetime as _dt
 import errno
-import json
 import os
 import re
 import shutil
