@@ -1,4 +1,7 @@
-"""cryocube: analysis-ready Sentinel-1/-2 data cubes and cryosphere algorithms."""
+"""cryocube: analysis-ready Sentinel-1/-2 data cubes and cryosphere algorithms.
+
+Importing the package registers the ``.cryo`` accessor on :class:`xarray.Dataset`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,22 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
+from cryocube import accessor as _accessor  # noqa: F401  (registers ds.cryo)
+from cryocube.catalog import CatalogError, search
+from cryocube.cube import build_cube
 from cryocube.grid import Grid
+from cryocube.stac_items import CubeInputError
+from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube
 
-__all__ = ["Grid", "__version__"]
+__all__ = [
+    "CatalogError",
+    "CubeInputError",
+    "Grid",
+    "NotACubeStoreError",
+    "__version__",
+    "append_cube",
+    "build_cube",
+    "open_cube",
+    "search",
+    "write_cube",
+]
