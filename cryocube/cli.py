@@ -51,7 +51,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_cube(args: argparse.Namespace) -> int:
-    from cryocube.cube import build_cube
+    from cryocube.cube import build_cube, describe_cube
     from cryocube.store import write_cube
 
     items = _search(args)
@@ -65,23 +65,11 @@ def _cmd_cube(args: argparse.Namespace) -> int:
         resampling=args.resampling,
         loader=args.loader,
     )
-    print(_describe(cube))
+    print(describe_cube(cube))
     start = time.perf_counter()
     write_cube(cube, args.out, mode=args.mode, zarr_format=args.zarr_format, progress=True)
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
-
-
-def _describe(cube) -> str:
-    from cryocube import conventions as cv
-
-    res = abs(float(cube[cv.X][1] - cube[cv.X][0])) if cube.sizes[cv.X] > 1 else float("nan")
-    dates = cube[cv.TIME].values
-    return (
-        f"{cube.sizes[cv.TIME]} scenes {str(dates[0])[:10]} .. {str(dates[-1])[:10]}, "
-        f"grid {cube.sizes[cv.Y]}x{cube.sizes[cv.X]} px at {res:g} m in {cube.rio.crs}, "
-        f"variables {', '.join(cube.data_vars)}, {cube.nbytes / 1e6:.1f} MB"
-    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -111,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crs", help="target CRS, e.g. EPSG:3413 (default: the items' CRS)")
     p.add_argument("--resolution", type=float, help="target pixel size in CRS units, m (default: native)")
     p.add_argument("--bounds", nargs=4, type=float, metavar=("LEFT", "BOTTOM", "RIGHT", "TOP"), help="target bounds in CRS units (default: union of items)")
-    p.add_argument("--chunks", type=int, default=1024, help="spatial chunk size in pixels (default: 1024)")
+    p.add_argument("--chunks", type=int, default=2048, help="spatial chunk size in pixels, a multiple of the COG tile size (default: 2048)")
     p.add_argument("--resampling", default="nearest", help="resampling when reprojecting: nearest, bilinear, cubic... (default: nearest)")
     p.add_argument("--loader", choices=("stackstac", "odc"), default="stackstac", help="STAC loader (default: stackstac)")
     p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")

@@ -51,7 +51,7 @@ Loader = Literal["stackstac", "odc"]
 
 #: Spatial chunk edge (pixels) of the lazy cube. A multiple of the usual COG
 #: tile sizes (256, 512) so that each dask chunk reads whole internal tiles.
-DEFAULT_CHUNK_PX = 1024
+DEFAULT_CHUNK_PX = 2048
 
 
 def build_cube(
@@ -287,3 +287,14 @@ def scene_coords(items: list[dict[str, Any]]) -> dict[str, tuple[str, np.ndarray
         else:
             out[name] = (cv.TIME, np.array([np.nan if v is None else float(v) for v in values], dtype="float64"))
     return out
+
+
+def describe_cube(cube: xr.Dataset) -> str:
+    """One line for people: scenes, date range, grid, CRS, variables and in-memory size (MB)."""
+    res = abs(float(cube[cv.X][1] - cube[cv.X][0])) if cube.sizes[cv.X] > 1 else float("nan")
+    dates = cube[cv.TIME].values
+    return (
+        f"{cube.sizes[cv.TIME]} scenes {str(dates[0])[:10]} .. {str(dates[-1])[:10]}, "
+        f"grid {cube.sizes[cv.Y]}x{cube.sizes[cv.X]} px at {res:g} m in {cube.rio.crs}, "
+        f"variables {', '.join(map(str, cube.data_vars))}, {cube.nbytes / 1e6:.1f} MB"
+    )

@@ -46,14 +46,14 @@ def run_demo(out: str | Path = "cryocube-demo", catalogs: str | Path = "catalogs
         The reopened (lazy) cubes by name.
     """
     from cryocube.catalog import search
-    from cryocube.cli import _describe
-    from cryocube.cube import build_cube
+    from cryocube.cube import build_cube, describe_cube
     from cryocube.plot import quicklook
     from cryocube.store import open_cube, write_cube
 
     out = Path(out)
     catalogs = Path(catalogs)
     out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     cubes: dict[str, xr.Dataset] = {}
     for step in DEMO_CUBES:
         start = time.perf_counter()
@@ -62,13 +62,14 @@ def run_demo(out: str | Path = "cryocube-demo", catalogs: str | Path = "catalogs
         cube = build_cube(items, assets=list(step.assets))
         store = out / f"{step.name}.zarr"
         print(f"[{step.name}] {len(items)} items from {catalog}")
-        print(f"[{step.name}] {_describe(cube)}")
+        print(f"[{step.name}] {describe_cube(cube)}")
         write_cube(cube, store, mode="w", progress=True)
         cubes[step.name] = open_cube(store)
         print(f"[{step.name}] wrote {store} in {time.perf_counter() - start:.1f} s")
     for name, cube in cubes.items():
         png = quicklook(cube, out / f"quicklook_{name}.png", title=f"cryocube demo: {name} cube (synthetic Greenland outlet glacier)")
         print(f"[{name}] quicklook: {png}")
-    sizes = {name: cube.sizes[cv.TIME] for name, cube in cubes.items()}
-    print(f"done: {sizes} scenes in {out}")
+    scenes = ", ".join(f"{name} {cube.sizes[cv.TIME]} scenes" for name, cube in cubes.items())
+    stored = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"done in {time.perf_counter() - started:.1f} s: {scenes}; {stored / 1e6:.1f} MB in {out}")
     return cubes
