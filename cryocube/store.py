@@ -85,6 +85,7 @@ __all__ = [
     "CODECS",
     "DEFAULT_CHUNKS",
     "DEFAULT_CODEC",
+    "compressor_codecs",
     "NotACubeStoreError",
     "append_cube",
     "open_cube",
@@ -123,7 +124,7 @@ class NotACubeStoreError(ValueError):
 # codecs and chunks
 
 
-def _compressors(compressor: Any, zarr_format: int) -> list[Any]:
+def compressor_codecs(compressor: Any, zarr_format: int = 3) -> list[Any]:
     """Codec list for xarray's ``encoding["compressors"]`` in the given Zarr format."""
     if compressor is None or (isinstance(compressor, str) and compressor.lower() == "none"):
         return []
@@ -538,7 +539,7 @@ def write_cube(
     if zarr_format not in (2, 3):
         raise ValueError(f"write_cube: zarr_format must be 2 or 3, got {zarr_format!r}")
     zchunks = {**DEFAULT_CHUNKS, **(dict(chunks) if chunks else {})}
-    prepared, encoding = _prepare(ds, zchunks, _compressors(compressor, zarr_format), zarr_format)
+    prepared, encoding = _prepare(ds, zchunks, compressor_codecs(compressor, zarr_format), zarr_format)
     n = prepared.sizes[TIME]
     ids = [str(i) for i in prepared[_ITEM_ID].values]
     attrs = {k: _json_safe(v) for k, v in ds.attrs.items() if k not in (ATTR_COMMIT, ATTR_HISTORY)}
