@@ -1,0 +1,85 @@
+"""The ``cryocube`` command: help text, search, cube, demo, and errors as messages."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cryocube as cc
+from cryocube.cli import build_parser, main
+from tests.conftest import REPO
+
+S1_CATALOG = REPO / "catalogs" / "greenland-s1" / "catalog.json"
+
+
+def _subparsers():
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if a.dest == "command"]
+    return action.choices
+
+
+def test_every_option_has_help():
+    for name, sub in _subparsers().items():
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"cryocube {name}: option {action.option_strings or action.dest} has no help"
+
+
+def test_installed_entry_point_prints_help():
+    exe = shutil.which("cryocube") or str(REPO / ".venv" / "bin" / "cryocube")
+    result = subprocess.run([exe, "cube", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for option in ("--bbox", "--datetime", "--assets", "--chunks", "--zarr-format", "--loader"):
+        assert option in result.stdout
+
+
+def test_search_filters_and_saves(tmp_path, capsys):
+    out = tmp_path / "items.json"
+    query = '{"sat:orbit_state": {"eq": "ascending"}}'
+    assert main(["search", str(S1_CATALOG), "--datetime", "2019-06-01/2019-06-30", "--query", query, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "5 item(s)" in text and "descending" not in text
+    assert out.exists()
+
+
+def test_cube_writes_a_store(tmp_path, capsys):
+    store = tmp_path / "c.zarr"
+    args = ["cube", str(S1_CATALOG), "--datetime", "2019-05-01/2019-05-13", "--assets", "hh", "--out", str(store), "--zarr-format", "2"]
+    assert main(args) == 0
+    assert "Completed" in capsys.readouterr().out  # the progress bar
+    cube = cc.open_cube(store)
+    assert cube.sizes["time"] == 4 and list(cube.data_vars) == ["hh"]
+    expected = cc.build_cube(cc.search(S1_CATALOG, datetime="2019-05-01/2019-05-13"), assets=["hh"])
+    np.testing.assert_array_equal(cube.hh.values, expected.hh.values)
+    assert main(args) == 2  # refuses to overwrite by default
+    assert "c.zarr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, culprit",
+    [
+        (["search", "no/such/catalog.json"], "no/such/catalog.json"),
+        (["cube", str(S1_CATALOG), "--assets", "vv", "--out", "x.zarr"], "'vv'"),
+        (["search", str(S1_CATALOG), "--collections", "nope"], "nope"),
+    ],
+)
+def test_errors_are_messages_naming_the_culprit(argv, culprit, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cryocube {argv[0]}: error:") and culprit in err and "Traceback" not in err
+
+
+def test_demo_writes_cubes_and_quicklooks(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "cryocube.cli", "demo", "--out", str(tmp_path / "demo")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "done in" in result.stdout and "s1 66 scenes, s2 15 scenes" in result.stdout
+    for name in ("s1", "s2"):
+        assert (tmp_path / "demo" / f"quicklook_{name}.png").stat().st_size > 10_000
+    assert cc.open_cube(tmp_path / "demo" / "s1.zarr").sizes["time"] == 66
+    assert cc.open_cube(tmp_path / "demo" / "s2.zarr").sizes["time"] == 15
