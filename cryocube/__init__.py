@@ -14,7 +14,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from cryocube import accessor as _accessor  # noqa: F401  (registers ds.cryo)
 from cryocube.catalog import CatalogError, search
-from cryocube.cube import build_cube
+from cryocube.cube import build_cube, describe_cube, load_cube
 from cryocube.grid import Grid
 from cryocube.stac_items import CubeInputError
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube
@@ -27,6 +27,8 @@ __all__ = [
     "__version__",
     "append_cube",
     "build_cube",
+    "describe_cube",
+    "load_cube",
     "open_cube",
     "search",
     "write_cube",

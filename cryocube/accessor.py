@@ -18,6 +18,12 @@ class CryoAccessor:
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds
 
+    def load(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.load_cube`."""
+        from cryocube.cube import load_cube
+
+        return load_cube(self._ds, **kwargs)
+
     def write(self, store: Any, **kwargs: Any) -> Any:
         """Forward to :func:`cryocube.write_cube`."""
         from cryocube.store import write_cube

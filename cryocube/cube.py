@@ -12,7 +12,9 @@ one place, on copies of the items:
   (``rescale=False``) and applies ``raster:bands`` scale/offset itself, lazily;
 * its default ``xy_coords="topleft"`` puts coordinates on pixel corners, which
   shifts the rioxarray transform by half a pixel: ``"center"`` is used;
-* it turns HTTP 404s into silent NaN scenes: cryocube raises instead.
+* it turns HTTP 404s into silent NaN scenes: cryocube raises instead;
+* its reader reads a masked array, fills and copies it even when nothing needs
+  masking: :class:`cryocube.readers.LeanRioReader` skips that when it is exact.
 
 Both loaders are handed the same target :class:`~cryocube.grid.Grid`, computed
 here from the items (or the caller's ``crs``/``resolution``/``bounds``), so their
@@ -36,6 +38,7 @@ from pyproj import CRS, Transformer
 import cryocube
 from cryocube import conventions as cv
 from cryocube.grid import Grid
+from cryocube.readers import LeanRioReader
 from cryocube.stac_items import (
     CubeInputError,
     asset_epsg,
@@ -183,6 +186,7 @@ def _load_stackstac(
         properties=False,
         band_coords=False,
         errors_as_nodata=(),
+        reader=LeanRioReader,
     )
     return stack.transpose("band", "time", "y", "x")
 
@@ -298,3 +302,38 @@ def describe_cube(cube: xr.Dataset) -> str:
         f"grid {cube.sizes[cv.Y]}x{cube.sizes[cv.X]} px at {res:g} m in {cube.rio.crs}, "
         f"variables {', '.join(map(str, cube.data_vars))}, {cube.nbytes / 1e6:.1f} MB"
     )
+
+
+def load_cube(ds: xr.Dataset, *, progress: bool = False) -> xr.Dataset:
+    """Compute a lazy cube into memory, each chunk written straight into its final array.
+
+    ``ds.load()`` computes every chunk and then concatenates them: a second full
+    copy and twice the cube's size at peak. Here the output arrays are allocated
+    once and ``dask.array.store`` fills them chunk by chunk (no two chunks overlap,
+    so no lock), which is faster and needs the cube's size only (measured in
+    ``benchmarks/cube_ingest.py``). Under a ``dask.distributed`` client the chunks
+    are computed on workers and must travel back, so this is ``ds.compute()``.
+
+    Parameters
+    ----------
+    ds
+        A cube (any Dataset); variables not backed by dask are kept as they are.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    xr.Dataset
+        A new Dataset holding numpy arrays; ``ds`` is not modified.
+    """
+    from cryocube.compute import distributed_client, run
+
+    if distributed_client() is not None:
+        return ds.compute()
+    out = ds.copy()
+    lazy = [name for name, var in out.variables.items() if var.chunks is not None]
+    targets = [np.empty(out.variables[name].shape, out.variables[name].dtype) for name in lazy]
+    run(da.store([out.variables[name].data for name in lazy], targets, lock=False, compute=False), progress)
+    for name, target in zip(lazy, targets):
+        out.variables[name].data = target
+    return out
