@@ -330,6 +330,25 @@ def _read_commit(store: str | os.PathLike, shown: str) -> tuple[Any, dict[str, A
     return group, attrs
 
 
+def _open_committed(store: str | os.PathLike, caller: str, missing: str) -> tuple[str, str, dict[str, Any]]:
+    """Recover an interrupted local write, then read the commit record.
+
+    Returns the store as a string (absolute for local paths), the name to show in
+    messages, and the root attributes. ``missing`` completes the error message
+    ``"<caller>: store '<store>' <missing>"`` for a local path that does not exist.
+    """
+    local = _local_path(store)
+    shown = str(store)
+    if local is not None:
+        local = local.absolute()
+        _recover_local(local)
+        if not local.exists():
+            raise FileNotFoundError(f"{caller}: store {shown!r} {missing}")
+        store = local
+    _, attrs = _read_commit(str(store), shown)
+    return str(store), shown, attrs
+
+
 def _array_dims(arr: Any) -> tuple[str, ...]:
     meta = arr.metadata
     names = getattr(meta, "dimension_names", None)
@@ -594,15 +613,7 @@ def append_cube(
     import zarr
 
     _check_cube(ds, "append_cube")
-    local = _local_path(store)
-    shown = str(store)
-    if local is not None:
-        local = local.absolute()
-        _recover_local(local)
-        if not local.exists():
-            raise FileNotFoundError(f"append_cube: store {shown!r} does not exist; create it with write_cube")
-        store = str(local)
-    _, attrs = _read_commit(store, shown)
+    store, shown, attrs = _open_committed(store, "append_cube", "does not exist; create it with write_cube")
     rec = attrs[ATTR_COMMIT]
     n0 = int(rec["n_time"])
     zarr_format = int(rec.get("zarr_format", 3))
@@ -635,6 +646,7 @@ def append_cube(
         for arr in stale.values():
             arr.resize((n0, *arr.shape[1:]))
         _consolidate(store, zarr_format)
+    local = _local_path(store)
     if local is not None:
         _remove_partial_files(local)
     k = new.sizes[TIME]
@@ -766,15 +778,7 @@ def open_cube(store: str | os.PathLike, *, chunks: Any = "auto") -> xr.Dataset:
     ``FileNotFoundError`` when the path does not exist and
     :class:`NotACubeStoreError` when it is not a committed cryocube store.
     """
-    local = _local_path(store)
-    shown = str(store)
-    if local is not None:
-        local = local.absolute()
-        _recover_local(local)
-        if not local.exists():
-            raise FileNotFoundError(f"open_cube: no cryocube store at {shown!r}")
-        store = str(local)
-    _, attrs = _read_commit(store, shown)
+    store, shown, attrs = _open_committed(store, "open_cube", "does not exist")
     n = int(attrs[ATTR_COMMIT]["n_time"])
     with _quiet():
         ds = xr.open_zarr(store, consolidated=True, chunks=None, decode_coords="all")
