@@ -1,0 +1,85 @@
+"""Outlier filters for offset-tracking results: numpy kernels on the output point grid.
+
+Each filter returns the new ``flag`` array: it only ever turns an accepted
+point (flag 0) into a rejected one, recording why (:class:`OffsetFlag`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from cryocube.offset_kernel import OffsetFlag
+
+#: Half size of the neighbourhood (points) of the local-consistency filter: 5 x 5 points.
+CONSISTENCY_RADIUS = 2
+#: Fewest accepted neighbours for the local-consistency test to apply.
+MIN_NEIGHBOURS = 4
+#: MAD-to-sigma factor of a normal distribution.
+MAD_TO_SIGMA = 1.4826
+
+
+def threshold_flags(
+    flag: np.ndarray,
+    ncc: np.ndarray,
+    snr: np.ndarray,
+    displacement_px: np.ndarray,
+    *,
+    min_ncc: float,
+    min_snr: float,
+    max_displacement_px: float,
+) -> np.ndarray:
+    """Reject accepted points with ``ncc < min_ncc``, ``snr < min_snr`` or a displacement above the maximum (px)."""
+    out = flag.copy()
+    ok = out == OffsetFlag.OK
+    out[ok & (ncc < min_ncc)] = OffsetFlag.LOW_NCC
+    ok = out == OffsetFlag.OK
+    out[ok & (snr < min_snr)] = OffsetFlag.LOW_SNR
+    ok = out == OffsetFlag.OK
+    out[ok & (displacement_px > max_displacement_px)] = OffsetFlag.TOO_FAST
+    return out
+
+
+def consistency_flags(drow: np.ndarray, dcol: np.ndarray, flag: np.ndarray, *, tolerance_px: float, n_sigma: float) -> np.ndarray:
+    """Reject points that differ from the median of their accepted neighbours by more than the local tolerance.
+
+    The neighbourhood is the ``5 x 5`` points around each point (itself
+    excluded). The tolerance of a point is ``max(tolerance_px, n_sigma * 1.4826 *
+    MAD)``, where MAD is the median absolute deviation of its neighbours'
+    displacements from their median, per axis: it grows with the local gradient of
+    the displacement field (and its noise), so sheared flow is not culled, while a
+    fixed ``tolerance_px`` (px) floors it where the field is uniform. Points with
+    fewer than 4 accepted neighbours are left as they are. Input arrays are 2-D
+    on the point grid with a halo of 2 points; NaN marks rejected points.
+    """
+    r = CONSISTENCY_RADIUS
+    size = 2 * r + 1
+    ok = flag == OffsetFlag.OK
+    out = flag.copy()
+    centre = size * size // 2
+    reject = np.zeros(flag.shape, dtype=bool)
+    counts = None
+    for d in (drow, dcol):
+        values = np.where(ok, d, np.nan)
+        windows = sliding_window_view(np.pad(values, r, constant_values=np.nan), (size, size)).reshape(*values.shape, size * size)
+        neighbours = np.delete(windows, centre, axis=-1)
+        if counts is None:
+            counts = np.isfinite(neighbours).sum(axis=-1)
+        median = _sorted_median(np.sort(neighbours, axis=-1), counts)
+        mad = _sorted_median(np.sort(np.abs(neighbours - median[..., None]), axis=-1), counts)
+        tolerance = np.maximum(tolerance_px, n_sigma * MAD_TO_SIGMA * mad)
+        with np.errstate(invalid="ignore"):
+            reject |= np.abs(values - median) > tolerance
+    out[ok & reject & (counts >= MIN_NEIGHBOURS)] = OffsetFlag.INCONSISTENT
+    return out
+
+
+def _sorted_median(sorted_values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median along the last axis of values sorted with NaN last, ``counts`` finite values each (NaN if none).
+
+    Faster than ``np.nanmedian`` (one sort, no per-row NaN handling) and silent on all-NaN rows.
+    """
+    low = np.clip((counts - 1) // 2, 0, None)[..., None]
+    high = np.clip(counts // 2, 0, None)[..., None]
+    median = 0.5 * (np.take_along_axis(sorted_values, low, -1) + np.take_along_axis(sorted_values, high, -1))[..., 0]
+    return np.where(counts > 0, median, np.nan)

@@ -1,0 +1,240 @@
+"""Offset-tracking kernel: normalized cross-correlation of chips, on plain numpy arrays.
+
+For every chip centre ``(r, c)`` (pixel indices) the reference chip
+``R = reference[r - h : r - h + chip, c - h : c - h + chip]`` (``h = chip // 2``)
+is matched against the secondary window of the same chip shifted by every
+integer offset ``(u, v)`` with ``|u|, |v| <= search`` around the prior ``(p_r, p_c)``:
+
+    NCC(u, v) = sum (R - mean R)(S_uv - mean S_uv) / (N std(R) std(S_uv))
+
+(OpenCV ``matchTemplate(TM_CCOEFF_NORMED)``, one call per chip, writing into
+a preallocated stack of correlation surfaces). Everything after the matching
+is vectorised over all chips of a block:
+
+* integer peak ``(k_r, k_c)``; sub-pixel peak by a 3-point Gaussian fit per
+  axis, ``delta = (ln a - ln c) / (2 (ln a - 2 ln b + ln c))``, falling back to a
+  parabola where a value is not positive (the Gaussian fit is less biased than
+  the parabola on correlation peaks, DESIGN.md §7);
+* 1-sigma errors from the peak curvature ``rho'' = a - 2 b + c`` (1/px^2):
+  ``sigma^2 = (1 - rho) / (rho * n_eff * |rho''|)`` with ``n_eff = N / A_corr``
+  the number of independent samples in the chip, ``A_corr = 2 pi / |rho''|`` being
+  the area (px^2) of the correlation peak of a Gaussian-shaped texture. This is
+  the Cramér-Rao-type bound for intensity correlation (e.g. Rosen et al. 2004)
+  written with the measured peak width; tests check its calibration;
+* ``snr``: the peak over the highest correlation outside the ``5 x 5`` pixels
+  around it (``>= 1``; low values mean an ambiguous match);
+* ``valid_fraction``: the smaller of the valid (finite) pixel fractions of the
+  reference chip and of the matched secondary chip.
+
+Nodata (NaN) is never correlated: chips below ``min_valid_fraction`` are not
+matched (flag :attr:`OffsetFlag.NODATA`), and NaN pixels of partly valid chips and
+windows are replaced by the chip's (window's) valid mean, which adds nothing to the
+numerator of the NCC.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import cv2
+import numpy as np
+
+#: Number of values :func:`match_block` returns per point (last axis).
+N_OUTPUTS = 8
+#: Order of the values along the last axis of :func:`match_block`'s result.
+OUTPUTS = ("drow", "dcol", "drow_error", "dcol_error", "ncc", "snr", "valid_fraction", "flag")
+#: Half size (px) of the zone around the peak excluded when looking for the second peak.
+SECOND_PEAK_EXCLUSION_PX = 2
+#: Below this standard deviation (relative to the block's) a chip is textureless.
+MIN_RELATIVE_STD = 1e-3
+
+
+class OffsetFlag(IntEnum):
+    """Why a point was rejected (0: accepted). Stored as ``uint8`` in the ``flag`` variable."""
+
+    OK = 0
+    NODATA = 1  #: too few valid pixels in the reference chip or the matched secondary chip
+    NO_TEXTURE = 2  #: the reference chip is (nearly) constant: nothing to correlate
+    SEARCH_EDGE = 3  #: the correlation peak lies on the edge of the search window
+    LOW_NCC = 4  #: peak correlation below ``min_ncc``
+    LOW_SNR = 5  #: peak not distinct from the second peak (``snr < min_snr``)
+    TOO_FAST = 6  #: displacement larger than the allowed maximum
+    INCONSISTENT = 7  #: differs from its neighbours by more than the local tolerance
+
+
+def _box_sums(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """Sums of ``image`` over ``size x size`` boxes with top-left corners ``(rows, cols)`` (an integral image)."""
+    integral = cv2.integral(np.ascontiguousarray(image, dtype=np.float64))
+    return integral[rows + size, cols + size] - integral[rows, cols + size] - integral[rows + size, cols] + integral[rows, cols]
+
+
+def _fill_nan(patch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A copy of ``patch`` with invalid pixels set to the mean of the valid ones."""
+    out = patch.copy()
+    out[~valid] = patch[valid].mean() if valid.any() else 0.0
+    return out
+
+
+def _subpixel(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Peak offset (px, in [-0.5, 0.5]) and curvature (1/px^2) of 3 samples ``a, b, c`` around a maximum ``b``."""
+    positive = (a > 0) & (b > 0) & (c > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        curvature = a - 2 * b + c
+        la, lb, lc = (np.log(np.where(positive, v, 1.0)) for v in (a, b, c))
+        gauss = (la - lc) / (2 * (la - 2 * lb + lc))
+        parabola = (a - c) / (2 * curvature)
+    delta = np.where(positive, gauss, parabola)
+    delta = np.where(np.isfinite(delta), np.clip(delta, -0.5, 0.5), 0.0)
+    return delta, curvature
+
+
+def match_block(
+    reference: np.ndarray,
+    secondary: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    prior_rows: np.ndarray,
+    prior_cols: np.ndarray,
+    search_px: np.ndarray,
+    *,
+    chip_px: int,
+    max_search_px: int,
+    min_valid_fraction: float,
+) -> np.ndarray:
+    """Match the chips centred on ``(rows, cols)`` of ``reference`` in ``secondary``.
+
+    Parameters
+    ----------
+    reference, secondary
+        2-D float arrays of the same shape (NaN = nodata). Every window
+        ``[r + p_r - h - s, r + p_r - h + chip + s)`` must lie inside them (the
+        caller pads with NaN).
+    rows, cols
+        1-D int arrays: chip-centre pixel indices (``n`` points).
+    prior_rows, prior_cols
+        1-D int arrays: prior offsets (px) around which to search.
+    search_px
+        1-D int array: search radius per point (px), ``<= max_search_px``.
+    chip_px
+        Chip edge (px).
+    max_search_px
+        Search radius (px) of the correlation surfaces.
+    min_valid_fraction
+        Chips with a smaller fraction of valid pixels are not matched.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n, N_OUTPUTS)`` float32: see :data:`OUTPUTS`. ``drow``/``dcol`` are the
+        displacement in px (prior included) from reference to secondary, NaN unless
+        ``flag`` is 0 (:class:`OffsetFlag`); errors in px.
+    """
+    n = rows.size
+    out = np.full((n, N_OUTPUTS), np.nan, dtype=np.float32)
+    out[:, 7] = OffsetFlag.OK
+    if n == 0:
+        return out
+    h, s, chip = chip_px // 2, max_search_px, chip_px
+    ref_valid = np.isfinite(reference)
+    sec_valid = np.isfinite(secondary)
+    ref_filled = np.where(ref_valid, reference, 0.0).astype(np.float32)
+    sec_filled = np.where(sec_valid, secondary, 0.0).astype(np.float32)
+    top, left = rows - h, cols - h
+    n_valid = _box_sums(ref_valid, top, left, chip)
+    ref_fraction = n_valid / chip**2
+    total = _box_sums(ref_filled, top, left, chip)
+    total_sq = _box_sums(ref_filled.astype(np.float64) ** 2, top, left, chip)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chip_var = total_sq / n_valid - (total / n_valid) ** 2
+    block_std = float(np.std(ref_filled[ref_valid])) if ref_valid.any() else 0.0
+    textureless = ~(chip_var > (MIN_RELATIVE_STD * block_std) ** 2)
+
+    w_top, w_left = top + prior_rows - s, left + prior_cols - s
+    window_full = _box_sums(sec_valid, w_top, w_left, chip + 2 * s) == (chip + 2 * s) ** 2
+    matchable = (ref_fraction >= min_valid_fraction) & ~textureless
+    surfaces = np.full((n, 2 * s + 1, 2 * s + 1), -np.inf, dtype=np.float32)
+    for i in np.flatnonzero(matchable):
+        t = ref_filled[top[i] : top[i] + chip, left[i] : left[i] + chip]
+        w = sec_filled[w_top[i] : w_top[i] + chip + 2 * s, w_left[i] : w_left[i] + chip + 2 * s]
+        if ref_fraction[i] < 1.0:
+            t = _fill_nan(t, ref_valid[top[i] : top[i] + chip, left[i] : left[i] + chip])
+        if not window_full[i]:
+            w = _fill_nan(w, sec_valid[w_top[i] : w_top[i] + chip + 2 * s, w_left[i] : w_left[i] + chip + 2 * s])
+        cv2.matchTemplate(w, t, cv2.TM_CCOEFF_NORMED, result=surfaces[i])
+    return _peaks(surfaces, matchable, textureless, ref_fraction, sec_valid, w_top, w_left, prior_rows, prior_cols,
+                  search_px, chip, n_valid, min_valid_fraction, out)
+
+
+def _peaks(
+    surfaces: np.ndarray,
+    matchable: np.ndarray,
+    textureless: np.ndarray,
+    ref_fraction: np.ndarray,
+    sec_valid: np.ndarray,
+    w_top: np.ndarray,
+    w_left: np.ndarray,
+    prior_rows: np.ndarray,
+    prior_cols: np.ndarray,
+    search_px: np.ndarray,
+    chip: int,
+    n_valid: np.ndarray,
+    min_valid_fraction: float,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Vectorised peak analysis of the correlation surfaces (see the module docstring)."""
+    n, size, _ = surfaces.shape
+    s = size // 2
+    offsets = np.arange(size) - s
+    smaller = np.flatnonzero(search_px < s)
+    if smaller.size:  # a smaller search radius at some points: mask their surfaces outside it
+        radius = search_px[smaller, None, None]
+        outside = (np.abs(offsets)[None, :, None] > radius) | (np.abs(offsets)[None, None, :] > radius)
+        surfaces[smaller] = np.where(outside, -np.inf, surfaces[smaller])
+    surfaces[np.isnan(surfaces)] = -np.inf
+    flat = surfaces.reshape(n, -1)
+    k = flat.argmax(axis=1)
+    kr, kc = np.divmod(k, size)
+    idx = np.arange(n)
+    peak = flat[idx, k]
+    edge = (np.abs(kr - s) >= search_px) | (np.abs(kc - s) >= search_px)
+    inner = np.clip(kr, 1, size - 2), np.clip(kc, 1, size - 2)
+    dr, curv_r = _subpixel(surfaces[idx, inner[0] - 1, kc], peak, surfaces[idx, inner[0] + 1, kc])
+    dc, curv_c = _subpixel(surfaces[idx, kr, inner[1] - 1], peak, surfaces[idx, kr, inner[1] + 1])
+
+    # second peak outside the exclusion zone
+    e = SECOND_PEAK_EXCLUSION_PX
+    others = surfaces.copy()
+    for u in range(-e, e + 1):
+        for v in range(-e, e + 1):
+            others[idx, np.clip(kr + u, 0, size - 1), np.clip(kc + v, 0, size - 1)] = -np.inf
+    second = others.reshape(n, -1).max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = peak / np.maximum(second, 1e-3)
+        rho = np.clip(peak, 1e-6, 1 - 1e-6)
+        n_eff_r = n_valid * np.abs(curv_r) / (2 * np.pi)
+        n_eff_c = n_valid * np.abs(curv_c) / (2 * np.pi)
+        err_r = np.sqrt((1 - rho) / (rho * np.maximum(n_eff_r, 1.0) * np.abs(curv_r)))
+        err_c = np.sqrt((1 - rho) / (rho * np.maximum(n_eff_c, 1.0) * np.abs(curv_c)))
+
+    match_top = w_top + kr
+    match_left = w_left + kc
+    sec_fraction = np.zeros(n)
+    m = np.flatnonzero(matchable)
+    if m.size:
+        sec_fraction[m] = _box_sums(sec_valid, match_top[m], match_left[m], chip) / chip**2
+    valid_fraction = np.where(matchable, np.minimum(ref_fraction, sec_fraction), ref_fraction)
+
+    flag = np.full(n, OffsetFlag.OK, dtype=np.float32)
+    flag[edge & matchable] = OffsetFlag.SEARCH_EDGE
+    flag[textureless] = OffsetFlag.NO_TEXTURE
+    flag[valid_fraction < min_valid_fraction] = OffsetFlag.NODATA
+    ok = flag == OffsetFlag.OK
+    out[:, 0] = np.where(ok, prior_rows + kr - s + dr, np.nan)
+    out[:, 1] = np.where(ok, prior_cols + kc - s + dc, np.nan)
+    out[:, 2] = np.where(ok, err_r, np.nan)
+    out[:, 3] = np.where(ok, err_c, np.nan)
+    out[:, 4] = np.where(matchable, peak, np.nan)
+    out[:, 5] = np.where(matchable, snr, np.nan)
+    out[:, 6] = valid_fraction
+    out[:, 7] = flag
+    return out
