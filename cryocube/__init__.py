@@ -16,6 +16,8 @@ from cryocube import accessor as _accessor  # noqa: F401  (registers ds.cryo)
 from cryocube.catalog import CatalogError, search
 from cryocube.cube import build_cube, describe_cube, load_cube
 from cryocube.grid import Grid
+from cryocube.offset_kernel import OffsetFlag
+from cryocube.offsets import track_offsets
 from cryocube.stac_items import CubeInputError
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube
 
@@ -24,6 +26,7 @@ __all__ = [
     "CubeInputError",
     "Grid",
     "NotACubeStoreError",
+    "OffsetFlag",
     "__version__",
     "append_cube",
     "build_cube",
@@ -31,5 +34,6 @@ __all__ = [
     "load_cube",
     "open_cube",
     "search",
+    "track_offsets",
     "write_cube",
 ]

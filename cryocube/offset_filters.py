@@ -24,19 +24,27 @@ def threshold_flags(
     ncc: np.ndarray,
     snr: np.ndarray,
     displacement_px: np.ndarray,
+    error_px: np.ndarray,
     *,
     min_ncc: float,
     min_snr: float,
     max_displacement_px: float,
+    max_error_px: float,
 ) -> np.ndarray:
-    """Reject accepted points with ``ncc < min_ncc``, ``snr < min_snr`` or a displacement above the maximum (px)."""
+    """Reject accepted points by thresholds, in this order (the first failing test is recorded).
+
+    ``ncc < min_ncc`` (LOW_NCC), ``snr < min_snr`` (LOW_SNR), a displacement above
+    ``max_displacement_px`` (TOO_FAST), a 1-sigma error estimate above
+    ``max_error_px`` (IMPRECISE). Displacements and errors in px.
+    """
     out = flag.copy()
-    ok = out == OffsetFlag.OK
-    out[ok & (ncc < min_ncc)] = OffsetFlag.LOW_NCC
-    ok = out == OffsetFlag.OK
-    out[ok & (snr < min_snr)] = OffsetFlag.LOW_SNR
-    ok = out == OffsetFlag.OK
-    out[ok & (displacement_px > max_displacement_px)] = OffsetFlag.TOO_FAST
+    for failed, code in (
+        (ncc < min_ncc, OffsetFlag.LOW_NCC),
+        (snr < min_snr, OffsetFlag.LOW_SNR),
+        (displacement_px > max_displacement_px, OffsetFlag.TOO_FAST),
+        (error_px > max_error_px, OffsetFlag.IMPRECISE),
+    ):
+        out[(out == OffsetFlag.OK) & failed] = code
     return out
 
 

@@ -27,9 +27,13 @@ is vectorised over all chips of a block:
   reference chip and of the matched secondary chip.
 
 Nodata (NaN) is never correlated: chips below ``min_valid_fraction`` are not
-matched (flag :attr:`OffsetFlag.NODATA`), and NaN pixels of partly valid chips and
-windows are replaced by the chip's (window's) valid mean, which adds nothing to the
-numerator of the NCC.
+matched (flag :attr:`OffsetFlag.NODATA`); partly valid reference chips are matched
+with OpenCV's masked NCC (means, variances and products over the chip's valid
+pixels only); NaN pixels of secondary windows are replaced by the window's valid
+mean to find the integer peak, and where the matched secondary chip (+-1 px)
+holds nodata, the 3 x 3 values around the peak are recomputed exactly over the
+pixels valid in both chips (hill-climbing to the exact maximum) before the
+sub-pixel fit.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from enum import IntEnum
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 #: Number of values :func:`match_block` returns per point (last axis).
 N_OUTPUTS = 8
@@ -55,11 +60,12 @@ class OffsetFlag(IntEnum):
     OK = 0
     NODATA = 1  #: too few valid pixels in the reference chip or the matched secondary chip
     NO_TEXTURE = 2  #: the reference chip is (nearly) constant: nothing to correlate
-    SEARCH_EDGE = 3  #: the correlation peak lies on the edge of the search window
+    SEARCH_EDGE = 3  #: the correlation peak lies on the edge of the searched (or valid) area
     LOW_NCC = 4  #: peak correlation below ``min_ncc``
     LOW_SNR = 5  #: peak not distinct from the second peak (``snr < min_snr``)
     TOO_FAST = 6  #: displacement larger than the allowed maximum
     INCONSISTENT = 7  #: differs from its neighbours by more than the local tolerance
+    IMPRECISE = 8  #: 1-sigma error estimate above ``max_error_px`` (e.g. a partly decorrelated chip)
 
 
 def _box_sums(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
@@ -68,11 +74,58 @@ def _box_sums(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) 
     return integral[rows + size, cols + size] - integral[rows, cols + size] - integral[rows + size, cols] + integral[rows, cols]
 
 
-def _fill_nan(patch: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """A copy of ``patch`` with invalid pixels set to the mean of the valid ones."""
-    out = patch.copy()
-    out[~valid] = patch[valid].mean() if valid.any() else 0.0
-    return out
+def masked_ncc_around(template: np.ndarray, template_valid: np.ndarray, window: np.ndarray, window_valid: np.ndarray,
+                      row: int, col: int, *, min_overlap: float) -> np.ndarray:
+    """Exact NCC over the pixels valid in both, at the 3 x 3 offsets around ``(row, col)`` of ``window``.
+
+    ``(row, col)`` is the top-left corner of the chip in the window, which must carry a
+    1-pixel invalid border (``window_valid`` False there) so that every offset of the
+    3 x 3 lies inside it. Offsets with fewer than ``min_overlap`` common valid pixels
+    get ``-inf``. Invalid pixels may hold anything. Returns a ``(3, 3)`` float64 array.
+    """
+    chip = template.shape[0]
+    region = np.ascontiguousarray(window[row - 1 : row + chip + 1, col - 1 : col + chip + 1])
+    valid = np.ascontiguousarray(window_valid[row - 1 : row + chip + 1, col - 1 : col + chip + 1])
+    if region.shape != (chip + 2, chip + 2):
+        return np.full((3, 3), -np.inf)
+    both = as_strided(valid, (3, 3, chip, chip), valid.strides * 2) & template_valid
+    w = np.where(both, as_strided(region, (3, 3, chip, chip), region.strides * 2), 0.0)
+    t = np.where(both, template, 0.0)
+    n = both.sum(axis=(-2, -1))
+    sum_t, sum_w = t.sum(axis=(-2, -1)), w.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var_t = np.einsum("abij,abij->ab", t, t) - sum_t**2 / n
+        var_w = np.einsum("abij,abij->ab", w, w) - sum_w**2 / n
+        ncc = (np.einsum("abij,abij->ab", t, w) - sum_t * sum_w / n) / np.sqrt(var_t * var_w)
+    ok = (n >= max(min_overlap, 2)) & (var_t > 0) & (var_w > 0) & np.isfinite(ncc)
+    return np.where(ok, np.clip(ncc, -1.0, 1.0), -np.inf)
+
+
+def _refine_masked(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray, top: np.ndarray,
+                   left: np.ndarray, w_top: np.ndarray, w_left: np.ndarray, kr: np.ndarray, kc: np.ndarray,
+                   points: np.ndarray, chip: int, window: int, min_overlap: float) -> np.ndarray:
+    """Exact masked NCC around the peaks of ``points`` (hill-climbing up to 3 steps); updates ``kr``, ``kc`` in place.
+
+    Used where the matched secondary chip (+-1 px) holds nodata, so that the
+    filled surface is not exact there. Returns the ``(len(points), 3, 3)`` values.
+    """
+    values = np.full((points.size, 3, 3), -np.inf)
+    for j, i in enumerate(points):
+        t_valid = ref_valid[top[i] : top[i] + chip, left[i] : left[i] + chip]
+        t = ref[top[i] : top[i] + chip, left[i] : left[i] + chip].astype(np.float64)
+        t = t - t[t_valid].mean()
+        w_valid = np.pad(sec_valid[w_top[i] : w_top[i] + window, w_left[i] : w_left[i] + window], 1)
+        w = np.pad(sec[w_top[i] : w_top[i] + window, w_left[i] : w_left[i] + window].astype(np.float64), 1)
+        w = w - (w[w_valid].mean() if w_valid.any() else 0.0)
+        for _ in range(3):  # +1: the padding
+            local = masked_ncc_around(t, t_valid, w, w_valid, kr[i] + 1, kc[i] + 1, min_overlap=min_overlap)
+            best_r, best_c = np.unravel_index(np.argmax(local), (3, 3))
+            if (best_r, best_c) == (1, 1) or not np.isfinite(local.max()):
+                break
+            kr[i] += best_r - 1
+            kc[i] += best_c - 1
+        values[j] = local
+    return values
 
 
 def _subpixel(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,17 +209,72 @@ def match_block(
     for i in np.flatnonzero(matchable):
         t = ref_filled[top[i] : top[i] + chip, left[i] : left[i] + chip]
         w = sec_filled[w_top[i] : w_top[i] + chip + 2 * s, w_left[i] : w_left[i] + chip + 2 * s]
-        if ref_fraction[i] < 1.0:
-            t = _fill_nan(t, ref_valid[top[i] : top[i] + chip, left[i] : left[i] + chip])
-        if not window_full[i]:
+        if not window_full[i]:  # exact where it matters: see _refine_masked
             w = _fill_nan(w, sec_valid[w_top[i] : w_top[i] + chip + 2 * s, w_left[i] : w_left[i] + chip + 2 * s])
-        cv2.matchTemplate(w, t, cv2.TM_CCOEFF_NORMED, result=surfaces[i])
-    return _peaks(surfaces, matchable, textureless, ref_fraction, sec_valid, w_top, w_left, prior_rows, prior_cols,
-                  search_px, chip, n_valid, min_valid_fraction, out)
+        if ref_fraction[i] < 1.0:  # OpenCV's masked NCC: statistics over the chip's valid pixels only
+            mask = ref_valid[top[i] : top[i] + chip, left[i] : left[i] + chip].astype(np.float32)
+            cv2.matchTemplate(w, t, cv2.TM_CCOEFF_NORMED, result=surfaces[i], mask=mask)
+        else:
+            cv2.matchTemplate(w, t, cv2.TM_CCOEFF_NORMED, result=surfaces[i])
+    _mask_outside_search(surfaces, search_px)
+    kr, kc, peak = _integer_peaks(surfaces)
+    sides = _sides(surfaces, kr, kc)
+    # where the matched secondary chip (+-1 px) holds nodata the filled surface is not exact: refine
+    near_nodata = matchable & ~window_full
+    near_nodata[near_nodata] = _box_sums(sec_valid, (w_top + kr - 1)[near_nodata], (w_left + kc - 1)[near_nodata], chip + 2) < (chip + 2) ** 2
+    points = np.flatnonzero(near_nodata)
+    if points.size:
+        local = _refine_masked(reference, ref_valid, secondary, sec_valid, top, left, w_top, w_left, kr, kc, points,
+                               chip, chip + 2 * s, min_valid_fraction * chip**2)
+        peak[points] = local[:, 1, 1]
+        for side, (a, b) in zip(sides, ((0, 1), (2, 1), (1, 0), (1, 2))):
+            side[points] = local[:, a, b]
+    return _quality(surfaces, kr, kc, peak, sides, matchable, textureless, ref_fraction, sec_valid, w_top, w_left,
+                    prior_rows, prior_cols, search_px, chip, n_valid, min_valid_fraction, out)
 
 
-def _peaks(
+def _fill_nan(patch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A copy of ``patch`` with invalid pixels set to the mean of the valid ones."""
+    out = patch.copy()
+    out[~valid] = patch[valid].mean() if valid.any() else 0.0
+    return out
+
+
+def _mask_outside_search(surfaces: np.ndarray, search_px: np.ndarray) -> None:
+    """Set NaN, and offsets beyond each point's own search radius, to ``-inf`` (in place)."""
+    s = surfaces.shape[1] // 2
+    offsets = np.abs(np.arange(2 * s + 1) - s)
+    smaller = np.flatnonzero(search_px < s)
+    if smaller.size:
+        radius = search_px[smaller, None, None]
+        outside = (offsets[None, :, None] > radius) | (offsets[None, None, :] > radius)
+        surfaces[smaller] = np.where(outside, -np.inf, surfaces[smaller])
+    surfaces[np.isnan(surfaces)] = -np.inf
+
+
+def _integer_peaks(surfaces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and value of each surface's maximum."""
+    n, size, _ = surfaces.shape
+    flat = surfaces.reshape(n, -1)
+    k = flat.argmax(axis=1)
+    kr, kc = np.divmod(k, size)
+    return kr, kc, flat[np.arange(n), k].astype(np.float64)
+
+
+def _sides(surfaces: np.ndarray, kr: np.ndarray, kc: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The 4 neighbours of each peak (row -1, row +1, col -1, col +1); ``-inf`` beyond the surface."""
+    n, size, _ = surfaces.shape
+    idx = np.arange(n)
+    padded = np.pad(surfaces, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    return tuple(padded[idx, kr + 1 + dr, kc + 1 + dc].astype(np.float64) for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+
+
+def _quality(
     surfaces: np.ndarray,
+    kr: np.ndarray,
+    kc: np.ndarray,
+    peak: np.ndarray,
+    sides: tuple[np.ndarray, ...],
     matchable: np.ndarray,
     textureless: np.ndarray,
     ref_fraction: np.ndarray,
@@ -181,25 +289,14 @@ def _peaks(
     min_valid_fraction: float,
     out: np.ndarray,
 ) -> np.ndarray:
-    """Vectorised peak analysis of the correlation surfaces (see the module docstring)."""
+    """Sub-pixel peaks, errors, snr, valid fraction and flags (see the module docstring)."""
     n, size, _ = surfaces.shape
     s = size // 2
-    offsets = np.arange(size) - s
-    smaller = np.flatnonzero(search_px < s)
-    if smaller.size:  # a smaller search radius at some points: mask their surfaces outside it
-        radius = search_px[smaller, None, None]
-        outside = (np.abs(offsets)[None, :, None] > radius) | (np.abs(offsets)[None, None, :] > radius)
-        surfaces[smaller] = np.where(outside, -np.inf, surfaces[smaller])
-    surfaces[np.isnan(surfaces)] = -np.inf
-    flat = surfaces.reshape(n, -1)
-    k = flat.argmax(axis=1)
-    kr, kc = np.divmod(k, size)
     idx = np.arange(n)
-    peak = flat[idx, k]
-    edge = (np.abs(kr - s) >= search_px) | (np.abs(kc - s) >= search_px)
-    inner = np.clip(kr, 1, size - 2), np.clip(kc, 1, size - 2)
-    dr, curv_r = _subpixel(surfaces[idx, inner[0] - 1, kc], peak, surfaces[idx, inner[0] + 1, kc])
-    dc, curv_c = _subpixel(surfaces[idx, kr, inner[1] - 1], peak, surfaces[idx, kr, inner[1] + 1])
+    # the peak must be inside the searched area, with a valid neighbour on every side for the sub-pixel fit
+    edge = (np.abs(kr - s) >= search_px) | (np.abs(kc - s) >= search_px) | ~np.all(np.isfinite(sides), axis=0) | ~np.isfinite(peak)
+    dr, curv_r = _subpixel(sides[0], peak, sides[1])
+    dc, curv_c = _subpixel(sides[2], peak, sides[3])
 
     # second peak outside the exclusion zone
     e = SECOND_PEAK_EXCLUSION_PX

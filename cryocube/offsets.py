@@ -65,16 +65,19 @@ def _check_grids(reference: xr.DataArray, secondary: xr.DataArray) -> tuple[floa
     return spacing[0], spacing[1]
 
 
-def _check_parameters(chip_px: int, search_max: int, step_px: int, shape: tuple[int, int], min_valid_fraction: float) -> None:
+def _check_parameters(chip_px: int, step_px: int, min_valid_fraction: float) -> None:
     for name, value, low in (("chip_px", chip_px, 4), ("step_px", step_px, 1)):
-        if int(value) != value or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if isinstance(value, bool) or int(value) != value or value < low:
+            raise ValueError(f"{name} must be an integer >= {low} px, got {value!r}")
+    if not 0 < min_valid_fraction <= 1:
+        raise ValueError(f"min_valid_fraction must be in (0, 1], got {min_valid_fraction!r}")
+
+
+def _check_search(search_max: int, chip_px: int, shape: tuple[int, int]) -> None:
     if search_max < 1:
         raise ValueError(f"search_px must be >= 1 px, got {search_max!r}")
     if chip_px + 2 * search_max > min(shape):
         raise ValueError(f"chip_px + 2 * search_px = {chip_px + 2 * search_max} px is larger than the scene {shape}")
-    if not 0 < min_valid_fraction <= 1:
-        raise ValueError(f"min_valid_fraction must be in (0, 1], got {min_valid_fraction!r}")
 
 
 def _point_chunks(chunks: tuple[int, ...], step: int) -> tuple[int, ...]:
@@ -183,6 +186,7 @@ def track_offsets(
     min_ncc: float = 0.2,
     min_snr: float = 1.1,
     max_displacement: float | None = None,
+    max_error_px: float = 1.0,
     consistency_px: float | None = 1.0,
     consistency_sigma: float = 3.0,
 ) -> xr.Dataset:
@@ -214,6 +218,10 @@ def track_offsets(
     max_displacement
         Largest accepted displacement (coordinate units); default: no limit beyond
         the search window.
+    max_error_px
+        Largest accepted 1-sigma error estimate (px): points whose correlation peak
+        is too flat for their correlation (partly decorrelated chips) are rejected
+        (flag ``IMPRECISE``).
     consistency_px, consistency_sigma
         Local-consistency filter: reject points farther from the median of their
         5 x 5 neighbours than ``max(consistency_px, consistency_sigma * 1.4826 *
@@ -234,6 +242,7 @@ def track_offsets(
     dy_px, dx_px = _check_grids(reference, secondary)
     search_scalar = None if isinstance(search_px, xr.DataArray) else int(search_px)
     step = int(step_px)
+    _check_parameters(chip_px, step_px, min_valid_fraction)
     n_points = tuple(math.ceil((n - step // 2) / step) for n in reference.shape)
     rows = step // 2 + step * np.arange(n_points[0])
     cols = step // 2 + step * np.arange(n_points[1])
@@ -244,7 +253,7 @@ def track_offsets(
     prior_c = _per_point(prior_dx, "prior_dx", points, dx_px)
     search = search_scalar if search_scalar is not None else _per_point(search_px, "search_px", points, None)
     max_search = int(np.max(search))
-    _check_parameters(chip_px, max_search, step, reference.shape, min_valid_fraction)
+    _check_search(max_search, chip_px, reference.shape)
     depth = chip_px // 2 + max_search + int(max(np.max(np.abs(prior_r)), np.max(np.abs(prior_c)))) + 1
 
     ref = _as_dask(reference, step)
@@ -265,8 +274,10 @@ def track_offsets(
     ncc, snr = raw[..., _COL["ncc"]], raw[..., _COL["snr"]]
     size_px = da.hypot(drow, dcol)
     max_px = np.inf if max_displacement is None else float(max_displacement) / min(abs(dy_px), abs(dx_px))
-    flag = da.map_blocks(threshold_flags, raw[..., _COL["flag"]].astype(np.uint8), ncc, snr, size_px,
-                         min_ncc=min_ncc, min_snr=min_snr, max_displacement_px=max_px, dtype=np.uint8)
+    error_px = da.fmax(raw[..., _COL["drow_error"]], raw[..., _COL["dcol_error"]])
+    flag = da.map_blocks(threshold_flags, raw[..., _COL["flag"]].astype(np.uint8), ncc, snr, size_px, error_px,
+                         min_ncc=min_ncc, min_snr=min_snr, max_displacement_px=max_px, max_error_px=float(max_error_px),
+                         dtype=np.uint8)
     if consistency_px is not None:
         stack = da.stack([drow, dcol, flag.astype(np.float32)], axis=-1).rechunk({2: 3})
         flag = da.map_overlap(_consistency_block, stack, depth={0: CONSISTENCY_RADIUS, 1: CONSISTENCY_RADIUS, 2: 0},
@@ -291,7 +302,7 @@ def track_offsets(
     ds["flag"].attrs["flag_values"] = [int(f) for f in OffsetFlag]
     ds["flag"].attrs["flag_meanings"] = " ".join(f.name.lower() for f in OffsetFlag)
     params = dict(chip_px=int(chip_px), search_px=search_scalar if search_scalar is not None else "per point", step_px=step,
-                  min_valid_fraction=min_valid_fraction, min_ncc=min_ncc, min_snr=min_snr, max_displacement=max_displacement,
+                  min_valid_fraction=min_valid_fraction, min_ncc=min_ncc, min_snr=min_snr, max_displacement=max_displacement, max_error_px=max_error_px,
                   consistency_px=consistency_px, consistency_sigma=consistency_sigma,
                   prior_dx=None if prior_dx is None else ("map" if isinstance(prior_dx, xr.DataArray) else float(prior_dx)),
                   prior_dy=None if prior_dy is None else ("map" if isinstance(prior_dy, xr.DataArray) else float(prior_dy)))
