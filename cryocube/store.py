@@ -71,7 +71,7 @@ import re
 import shutil
 import uuid
 import warnings
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,7 @@ __all__ = [
     "append_cube",
     "open_cube",
     "write_cube",
+    "write_product",
 ]
 
 #: Root attribute holding the commit record.
@@ -534,8 +535,6 @@ def write_cube(
     import zarr  # noqa: F401 - fail early with a clear ImportError
 
     _check_cube(ds, "write_cube")
-    if mode not in ("w-", "w"):
-        raise ValueError(f"write_cube: mode must be 'w-' (refuse existing store) or 'w' (overwrite), got {mode!r}")
     if zarr_format not in (2, 3):
         raise ValueError(f"write_cube: zarr_format must be 2 or 3, got {zarr_format!r}")
     zchunks = {**DEFAULT_CHUNKS, **(dict(chunks) if chunks else {})}
@@ -552,6 +551,23 @@ def write_cube(
         ATTR_COMMIT: {"n_time": n, "layout": _STORE_LAYOUT_VERSION, "zarr_format": zarr_format},
     }
 
+    def write(target: str) -> None:
+        delayed = prepared.to_zarr(target, mode="w", zarr_format=zarr_format, encoding=encoding, consolidated=False, compute=False)
+        run(delayed, progress)
+        _commit(target, zarr_format, final_attrs)
+
+    return _write_atomically(store, mode, "write_cube", write)
+
+
+def _write_atomically(store: str | os.PathLike, mode: str, caller: str, write: Callable[[str], None]) -> str:
+    """Run ``write(target)`` so that ``store`` appears complete or not at all.
+
+    Local paths are written to a hidden sibling folder renamed into place (an
+    existing store is swapped atomically when ``mode="w"``); fsspec URLs are
+    written in place (see the module doc for their limits).
+    """
+    if mode not in ("w-", "w"):
+        raise ValueError(f"{caller}: mode must be 'w-' (refuse existing store) or 'w' (overwrite), got {mode!r}")
     local = _local_path(store)
     shown = str(store)
     if local is None:
@@ -559,32 +575,45 @@ def write_cube(
 
         fs, root = fsspec.core.url_to_fs(shown)
         if fs.exists(root) and fs.ls(root) and mode == "w-":
-            raise FileExistsError(f"write_cube: store {shown!r} already exists; pass mode='w' to overwrite it")
-        delayed = prepared.to_zarr(shown, mode="w", zarr_format=zarr_format, encoding=encoding, consolidated=False, compute=False)
-        run(delayed, progress)
-        _commit(shown, zarr_format, final_attrs)
+            raise FileExistsError(f"{caller}: store {shown!r} already exists; pass mode='w' to overwrite it")
+        write(shown)
         return shown
 
     local = local.absolute()
     _recover_local(local)
     if local.exists():
         if mode == "w-":
-            raise FileExistsError(f"write_cube: store {shown!r} already exists; pass mode='w' to overwrite it")
+            raise FileExistsError(f"{caller}: store {shown!r} already exists; pass mode='w' to overwrite it")
         if not _is_zarr_dir(local):
-            raise FileExistsError(f"write_cube: {shown!r} exists and is not a Zarr store; refusing to overwrite it")
+            raise FileExistsError(f"{caller}: {shown!r} exists and is not a Zarr store; refusing to overwrite it")
     local.parent.mkdir(parents=True, exist_ok=True)
     tmp = local.parent / f".{local.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        delayed = prepared.to_zarr(str(tmp), mode="w", zarr_format=zarr_format, encoding=encoding, consolidated=False, compute=False)
-        run(delayed, progress)
-        _commit(str(tmp), zarr_format, final_attrs)
+        write(str(tmp))
         if mode == "w-" and local.exists():
-            raise FileExistsError(f"write_cube: store {shown!r} appeared while writing; pass mode='w' to overwrite it")
+            raise FileExistsError(f"{caller}: store {shown!r} appeared while writing; pass mode='w' to overwrite it")
         _replace_dir(tmp, local)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return shown
+
+
+def write_product(ds: xr.Dataset, store: str | os.PathLike, *, mode: str = "w-", progress: bool = False) -> str:
+    """Write an algorithm's output (any dims, e.g. a velocity map) to a Zarr v3 store, atomically.
+
+    The CRS (rioxarray) and attrs are kept; lazy data are computed chunk by chunk
+    (``progress`` shows a bar). ``mode`` as in :func:`write_cube`. Reopen with
+    ``xr.open_zarr(store, decode_coords="all")``.
+    """
+
+    def write(target: str) -> None:
+        attrs = {k: _json_safe(v) for k, v in ds.attrs.items()}
+        with _quiet():
+            delayed = ds.assign_attrs(attrs).to_zarr(target, mode="w", zarr_format=3, consolidated=True, compute=False)
+            run(delayed, progress)
+
+    return _write_atomically(store, mode, "write_product", write)
 
 
 def append_cube(
