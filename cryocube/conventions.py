@@ -52,6 +52,7 @@ VARIABLE_ATTRS: Final[dict[str, dict[str, str]]] = {
     "v": {"units": "m/yr", "long_name": "speed"},
     "vx_error": {"units": "m/yr", "long_name": "1-sigma error of vx"},
     "vy_error": {"units": "m/yr", "long_name": "1-sigma error of vy"},
+    "v_error": {"units": "m/yr", "long_name": "1-sigma error of v"},
 }
 
 # Attribute keys every cryocube output carries (DESIGN.md 4: provenance).

@@ -415,6 +415,17 @@ def displacement(
     raise RuntimeError(f"displacement did not converge in {max_iter} iterations (last update {change:.3g} m)")
 
 
+def pair_velocity(x: Any, y: Any, t1: Any, t2: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mean velocity (m/yr along x and y) between ``t1`` and ``t2`` of the feature at ``(x, y)`` at ``t1``.
+
+    What offset tracking of the pair measures: :func:`displacement` divided by the
+    interval in years of 365.25 days.
+    """
+    dx, dy = displacement(x, y, t1, t2)
+    years = (days_since_epoch(t2) - days_since_epoch(t1)) / 365.25
+    return dx / years, dy / years
+
+
 # =========================================================================== #
 # Continuous random fields
 # =========================================================================== #

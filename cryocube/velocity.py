@@ -34,11 +34,7 @@ MAD_TO_SIGMA = 1.4826
 #: Quality variables of an offset-tracking result carried over unchanged.
 QUALITY_VARIABLES = ("ncc", "snr", "valid_fraction", "flag")
 
-# Variable attrs from conventions; v_error is not there (yet).
-_VARIABLE_ATTRS = {
-    **{name: cv.VARIABLE_ATTRS[name] for name in ("vx", "vy", "v", "vx_error", "vy_error")},
-    "v_error": cv.VARIABLE_ATTRS.get("v_error", {"units": "m/yr", "long_name": "1-sigma error of v"}),
-}
+_VARIABLE_ATTRS = {name: cv.VARIABLE_ATTRS[name] for name in ("vx", "vy", "v", "vx_error", "vy_error", "v_error")}
 
 _METRE_NAMES = frozenset({"metre", "meter", "metres", "meters", "m"})
 
