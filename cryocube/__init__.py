@@ -17,9 +17,10 @@ from cryocube.catalog import CatalogError, search
 from cryocube.cube import build_cube, describe_cube, load_cube
 from cryocube.grid import Grid
 from cryocube.offset_kernel import OffsetFlag
-from cryocube.offsets import track_offsets
+from cryocube.offsets import select_pair, track_offsets
 from cryocube.stac_items import CubeInputError
-from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube
+from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube, write_product
+from cryocube.velocity import calibrate_stable, offsets_to_velocity
 
 __all__ = [
     "CatalogError",
@@ -30,10 +31,14 @@ __all__ = [
     "__version__",
     "append_cube",
     "build_cube",
+    "calibrate_stable",
     "describe_cube",
     "load_cube",
+    "offsets_to_velocity",
     "open_cube",
     "search",
+    "select_pair",
     "track_offsets",
     "write_cube",
+    "write_product",
 ]

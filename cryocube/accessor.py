@@ -41,3 +41,21 @@ class CryoAccessor:
         from cryocube.plot import quicklook
 
         return quicklook(self._ds, path, **kwargs)
+
+    def track_offsets(self, reference: int | str = 0, secondary: int | str = 1, *, variable: str | None = None, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.track_offsets` on two scenes picked by :func:`cryocube.offsets.select_pair`."""
+        from cryocube.offsets import select_pair, track_offsets
+
+        return track_offsets(*select_pair(self._ds, reference, secondary, variable=variable), **kwargs)
+
+    def offsets_to_velocity(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.offsets_to_velocity`."""
+        from cryocube.velocity import offsets_to_velocity
+
+        return offsets_to_velocity(self._ds, **kwargs)
+
+    def calibrate_stable(self, stable_mask: Any = None, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.calibrate_stable`."""
+        from cryocube.velocity import calibrate_stable
+
+        return calibrate_stable(self._ds, stable_mask, **kwargs)

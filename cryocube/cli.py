@@ -1,4 +1,4 @@
-"""The ``cryocube`` command: search, cube and demo.
+"""The ``cryocube`` command: search, cube, offsets and demo.
 
 Kept apart from the algorithms: each sub-command parses options and calls the
 public functions of the package.
@@ -72,6 +72,39 @@ def _cmd_cube(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_offsets(args: argparse.Namespace) -> int:
+    from cryocube.offsets import select_pair, track_offsets
+    from cryocube.plot import velocity_quicklook
+    from cryocube.store import open_cube, write_product
+    from cryocube.velocity import offsets_to_velocity
+
+    cube = open_cube(args.cube)
+    reference, secondary = select_pair(cube, _scene(args.reference), _scene(args.secondary), variable=args.variable)
+    offsets = track_offsets(reference, secondary, chip_px=args.chip, search_px=args.search, step_px=args.step,
+                            prior_dx=args.prior_dx, prior_dy=args.prior_dy, min_ncc=args.min_ncc, min_snr=args.min_snr,
+                            max_error_px=args.max_error)
+    velocity = offsets_to_velocity(offsets).persist() if args.cog or args.quicklook else offsets_to_velocity(offsets)
+    start = time.perf_counter()
+    write_product(velocity, args.out, mode=args.mode, progress=True)
+    accepted = float((velocity["flag"] == 0).mean())
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {velocity.sizes['y']}x{velocity.sizes['x']} points, "
+          f"{100 * accepted:.0f}% accepted, {velocity.attrs.get('reference_time')} -> {velocity.attrs.get('secondary_time')}")
+    if args.cog:
+        velocity[["vx", "vy", "v", "vx_error", "vy_error"]].rio.to_raster(args.cog, driver="COG")
+        print(f"wrote {args.cog} (bands vx, vy, v, vx_error, vy_error; m/yr)")
+    if args.quicklook:
+        print(f"quicklook: {velocity_quicklook(velocity, args.quicklook, background=reference)}")
+    return 0
+
+
+def _scene(value: str) -> int | str:
+    """A scene given on the command line: a position along time, or an item id."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from cryocube.demo import run_demo
 
@@ -105,6 +138,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3, help="Zarr format version (default: 3)")
     p.set_defaults(func=_cmd_cube)
+
+    p = sub.add_parser("offsets", help="glacier velocity by offset tracking between two scenes of a cube",
+                       description="Track offsets between two scenes of a Zarr cube and write the velocity (m/yr) as Zarr.")
+    p.add_argument("cube", help="input cube (Zarr store written by `cryocube cube`)")
+    p.add_argument("--out", type=Path, required=True, help="output velocity store (Zarr folder)")
+    p.add_argument("--variable", help="cube variable to track (default: the first one, e.g. hh or B04)")
+    p.add_argument("--reference", default="0", help="reference scene: position along time or item id (default: 0)")
+    p.add_argument("--secondary", default="1", help="secondary scene: position along time or item id (default: 1)")
+    p.add_argument("--chip", type=int, default=32, help="chip edge in pixels (default: 32)")
+    p.add_argument("--search", type=int, default=12, help="search radius in pixels around the prior (default: 12)")
+    p.add_argument("--step", type=int, default=8, help="output point spacing in pixels (default: 8)")
+    p.add_argument("--prior-dx", type=float, help="expected displacement along x, in CRS units (m) (default: 0)")
+    p.add_argument("--prior-dy", type=float, help="expected displacement along y, in CRS units (m) (default: 0)")
+    p.add_argument("--min-ncc", type=float, default=0.2, help="reject peaks with a lower normalized correlation (default: 0.2)")
+    p.add_argument("--min-snr", type=float, default=1.1, help="reject peaks less distinct than this ratio to the second peak (default: 1.1)")
+    p.add_argument("--max-error", type=float, default=1.0, help="reject points whose 1-sigma error estimate exceeds this, px (default: 1)")
+    p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
+    p.add_argument("--cog", type=Path, help="also write vx, vy, v and errors as a Cloud-Optimized GeoTIFF")
+    p.add_argument("--quicklook", type=Path, help="also save a PNG of the speed with arrows over the reference scene")
+    p.set_defaults(func=_cmd_offsets)
 
     p = sub.add_parser(
         "demo",

@@ -311,3 +311,37 @@ def track_offsets(
     if reference.rio.crs is not None:
         ds = ds.rio.write_crs(reference.rio.crs)
     return ds
+
+
+def select_pair(cube: xr.Dataset, reference: int | str, secondary: int | str, *, variable: str | None = None) -> tuple[xr.DataArray, xr.DataArray]:
+    """Two one-date slices of a cube variable, for :func:`track_offsets`.
+
+    Parameters
+    ----------
+    cube
+        A ``(time, y, x)`` cube.
+    reference, secondary
+        Scene positions along ``time`` (int) or item ids (str).
+    variable
+        Variable to track (default: the first ``(time, y, x)`` variable other than
+        ``incidence_angle``).
+    """
+    if variable is None:
+        candidates = [n for n, v in cube.data_vars.items() if v.dims == (cv.TIME, cv.Y, cv.X) and n != cv.INCIDENCE_ANGLE]
+        if not candidates:
+            raise ValueError("the cube has no (time, y, x) variable to track")
+        variable = str(candidates[0])
+    if variable not in cube.data_vars:
+        raise ValueError(f"variable={variable!r} is not in the cube; it has {list(cube.data_vars)}")
+
+    def one(which: int | str, name: str) -> xr.DataArray:
+        if isinstance(which, str):
+            ids = [str(i) for i in cube["item_id"].values] if "item_id" in cube.coords else []
+            if which not in ids:
+                raise ValueError(f"{name}={which!r} is not an item id of the cube")
+            which = ids.index(which)
+        if not -cube.sizes[cv.TIME] <= int(which) < cube.sizes[cv.TIME]:
+            raise ValueError(f"{name}={which} is out of range: the cube has {cube.sizes[cv.TIME]} scenes")
+        return cube[variable].isel({cv.TIME: [int(which)]})
+
+    return one(reference, "reference"), one(secondary, "secondary")

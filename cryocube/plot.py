@@ -39,11 +39,7 @@ def quicklook(
     Path
         The PNG written. Only the shown scenes are computed.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     if variables is None:
         variables = [name for name, var in ds.data_vars.items() if var.dims == (cv.TIME, cv.Y, cv.X) and name != cv.INCIDENCE_ANGLE]
     if not variables:
@@ -64,8 +60,77 @@ def quicklook(
         fig.colorbar(image, ax=axes[row, -1], label=ds[name].attrs.get("units", ""), shrink=0.8)
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
+
+
+def _extent(da: xr.DataArray) -> list[float]:
+    """imshow extent (pixel edges) of a ``(y, x)`` DataArray, for ``origin="upper"``."""
+    half_x = abs(float(da[cv.X][1] - da[cv.X][0])) / 2
+    half_y = abs(float(da[cv.Y][1] - da[cv.Y][0])) / 2
+    return [float(da[cv.X].min()) - half_x, float(da[cv.X].max()) + half_x, float(da[cv.Y].min()) - half_y, float(da[cv.Y].max()) + half_y]
+
+
+def velocity_quicklook(
+    velocity: xr.Dataset,
+    path: str | Path,
+    *,
+    background: xr.DataArray | None = None,
+    n_arrows: int = 16,
+    title: str | None = None,
+) -> Path:
+    """Save the speed ``v`` (m/yr) as colours over an image, with arrows of ``(vx, vy)``.
+
+    Parameters
+    ----------
+    velocity
+        Output of :func:`cryocube.offsets_to_velocity` (``vx``, ``vy``, ``v`` on ``(y, x)``).
+    path
+        Output PNG file.
+    background
+        A ``(y, x)`` image drawn in grey under the speed (e.g. the reference scene).
+    n_arrows
+        Arrows along the longer side.
+    title
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The PNG written (computes the velocity and the background).
+    """
+    plt = _pyplot()
+    v = velocity.compute()
+    fig, ax = plt.subplots(figsize=(7, 6), constrained_layout=True)
+    if background is not None:
+        image = background.squeeze().transpose(cv.Y, cv.X).values
+        finite = image[np.isfinite(image)]
+        low, high = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+        ax.imshow(image, extent=_extent(background), cmap="gray", vmin=low, vmax=high, origin="upper")
+    speed = ax.imshow(v["v"].transpose(cv.Y, cv.X).values, extent=_extent(v["v"]), cmap="viridis", alpha=0.6, origin="upper")
+    fig.colorbar(speed, ax=ax, label=f"speed ({v['v'].attrs.get('units', 'm/yr')})", shrink=0.8)
+    stride = max(1, max(v.sizes[cv.Y], v.sizes[cv.X]) // n_arrows)
+    sub = v.isel({cv.Y: slice(stride // 2, None, stride), cv.X: slice(stride // 2, None, stride)})
+    ax.quiver(sub[cv.X].values, sub[cv.Y].values, sub["vx"].transpose(cv.Y, cv.X).values, sub["vy"].transpose(cv.Y, cv.X).values,
+              color="white", angles="xy", pivot="middle")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.tick_params(labelsize=7)
+    ax.set_title(title or f"{velocity.attrs.get('reference_time', '')} -> {velocity.attrs.get('secondary_time', '')}", fontsize=9)
+    return _save(fig, path)

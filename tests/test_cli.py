@@ -81,5 +81,7 @@ def test_demo_writes_cubes_and_quicklooks(tmp_path):
     assert "done in" in result.stdout and "s1 66 scenes, s2 15 scenes" in result.stdout
     for name in ("s1", "s2"):
         assert (tmp_path / "demo" / f"quicklook_{name}.png").stat().st_size > 10_000
+        assert (tmp_path / "demo" / f"velocity_{name}.png").stat().st_size > 10_000
+        assert f"[velocity_{name}]   vs simulator truth over glacier" in result.stdout
     assert cc.open_cube(tmp_path / "demo" / "s1.zarr").sizes["time"] == 66
     assert cc.open_cube(tmp_path / "demo" / "s2.zarr").sizes["time"] == 15
