@@ -82,7 +82,7 @@ def _cmd_offsets(args: argparse.Namespace) -> int:
     reference, secondary = select_pair(cube, _scene(args.reference), _scene(args.secondary), variable=args.variable)
     offsets = track_offsets(reference, secondary, chip_px=args.chip, search_px=args.search, step_px=args.step,
                             prior_dx=args.prior_dx, prior_dy=args.prior_dy, min_ncc=args.min_ncc, min_snr=args.min_snr,
-                            max_error_px=args.max_error)
+                            max_error_px=args.max_error, prefilter=args.prefilter, prefilter_sigma_px=args.prefilter_sigma)
     velocity = offsets_to_velocity(offsets).persist() if args.cog or args.quicklook else offsets_to_velocity(offsets)
     start = time.perf_counter()
     write_product(velocity, args.out, mode=args.mode, progress=True)
@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-ncc", type=float, default=0.2, help="reject peaks with a lower normalized correlation (default: 0.2)")
     p.add_argument("--min-snr", type=float, default=1.1, help="reject peaks less distinct than this ratio to the second peak (default: 1.1)")
     p.add_argument("--max-error", type=float, default=1.0, help="reject points whose 1-sigma error estimate exceeds this, px (default: 1)")
+    p.add_argument("--prefilter", choices=("highpass", "wallis"), help="pre-filter both images; wallis is best on optical images such as Sentinel-2 (default: none)")
+    p.add_argument("--prefilter-sigma", type=float, default=4.0, help="Gaussian sigma of the pre-filter, px (default: 4)")
     p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
     p.add_argument("--cog", type=Path, help="also write vx, vy, v and errors as a Cloud-Optimized GeoTIFF")
     p.add_argument("--quicklook", type=Path, help="also save a PNG of the speed with arrows over the reference scene")

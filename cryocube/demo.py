@@ -44,11 +44,12 @@ class VelocityStep:
     reference: int
     secondary: int
     search_px: int
+    prefilter: str | None = None
 
 
 DEMO_VELOCITIES = (
     VelocityStep("velocity_s1", "s1", "hh", 0, 4, 8),  # descending R025, 12 days apart
-    VelocityStep("velocity_s2", "s2", "B08", 0, 1, 8),  # 10 days apart
+    VelocityStep("velocity_s2", "s2", "B08", 0, 1, 8, "wallis"),  # 10 days apart; optical: Wallis pre-filter
 )
 
 
@@ -63,7 +64,7 @@ def demo_velocity(cube: xr.Dataset, step: VelocityStep, out: Path) -> xr.Dataset
 
     start = time.perf_counter()
     reference, secondary = select_pair(cube, step.reference, step.secondary, variable=step.variable)
-    velocity = offsets_to_velocity(track_offsets(reference, secondary, search_px=step.search_px)).compute()
+    velocity = offsets_to_velocity(track_offsets(reference, secondary, search_px=step.search_px, prefilter=step.prefilter)).compute()
     write_product(velocity, out / f"{step.name}.zarr", mode="w")
     png = velocity_quicklook(velocity, out / f"{step.name}.png", background=reference,
                              title=f"{step.name}: {step.variable} {velocity.attrs['reference_time'][:10]} -> {velocity.attrs['secondary_time'][:10]}")

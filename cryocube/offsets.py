@@ -27,6 +27,7 @@ import cryocube
 from cryocube import conventions as cv
 from cryocube.offset_filters import CONSISTENCY_RADIUS, consistency_flags, threshold_flags
 from cryocube.offset_kernel import N_OUTPUTS, OUTPUTS, OffsetFlag, match_block
+from cryocube.prefilters import PREFILTERS, halo_px
 
 #: Default block edge (px) of the input when it is not chunked yet; rounded to a multiple of ``step_px``.
 DEFAULT_BLOCK_PX = 1024
@@ -138,6 +139,14 @@ def _chunked(value: np.ndarray | int, shape: tuple[int, int], chunks: tuple) -> 
     return da.full(shape, value, chunks=chunks, dtype=np.int32)
 
 
+def _prefiltered(image: da.Array, method: str, sigma: float) -> da.Array:
+    """``image`` pre-filtered blockwise with the halo the filter needs (NaN beyond the scene)."""
+    from cryocube.prefilters import prefilter
+
+    # the caller's chunks are at least halo_px(sigma) wide (dask would rechunk otherwise)
+    return da.map_overlap(prefilter, image, depth=halo_px(sigma), boundary=np.nan, dtype=np.float32, method=method, sigma=float(sigma))
+
+
 def _match_blocks(ref: np.ndarray, sec: np.ndarray, prior_r: np.ndarray, prior_c: np.ndarray, search: np.ndarray, *,
                   depth: int, step: int, chip_px: int, max_search: int, min_valid_fraction: float,
                   starts: tuple[tuple[int, ...], tuple[int, ...]], block_info: dict | None = None) -> np.ndarray:
@@ -189,6 +198,8 @@ def track_offsets(
     max_error_px: float = 1.0,
     consistency_px: float | None = 1.0,
     consistency_sigma: float = 3.0,
+    prefilter: str | None = None,
+    prefilter_sigma_px: float = 4.0,
 ) -> xr.Dataset:
     """Dense offset tracking by normalized cross-correlation, lazily and blockwise.
 
@@ -226,6 +237,10 @@ def track_offsets(
         Local-consistency filter: reject points farther from the median of their
         5 x 5 neighbours than ``max(consistency_px, consistency_sigma * 1.4826 *
         MAD)`` (px). ``consistency_px=None`` disables it.
+    prefilter, prefilter_sigma_px
+        ``"highpass"`` or ``"wallis"`` (see :mod:`cryocube.prefilters`) with a Gaussian
+        of ``prefilter_sigma_px`` px, applied to both images (blockwise, NaN-aware)
+        before matching; ``None`` (default) matches the images as they are.
 
     Returns
     -------
@@ -243,6 +258,8 @@ def track_offsets(
     search_scalar = None if isinstance(search_px, xr.DataArray) else int(search_px)
     step = int(step_px)
     _check_parameters(chip_px, step_px, min_valid_fraction)
+    if prefilter is not None and (prefilter not in PREFILTERS or not prefilter_sigma_px > 0):
+        raise ValueError(f"prefilter must be one of {PREFILTERS} or None with prefilter_sigma_px > 0, got {prefilter!r}, {prefilter_sigma_px!r}")
     n_points = tuple(math.ceil((n - step // 2) / step) for n in reference.shape)
     rows = step // 2 + step * np.arange(n_points[0])
     cols = step // 2 + step * np.arange(n_points[1])
@@ -257,8 +274,11 @@ def track_offsets(
     depth = chip_px // 2 + max_search + int(max(np.max(np.abs(prior_r)), np.max(np.abs(prior_c)))) + 1
 
     ref = _as_dask(reference, step)
-    ref = ref.rechunk(tuple(_aligned_chunks(c, step, max(depth, step)) for c in ref.chunks))
+    smallest = max(depth, step, halo_px(prefilter_sigma_px) if prefilter is not None else 0)
+    ref = ref.rechunk(tuple(_aligned_chunks(c, step, smallest) for c in ref.chunks))
     sec = _as_dask(secondary, step).rechunk(ref.chunks)
+    if prefilter is not None:
+        ref, sec = (_prefiltered(a, prefilter, prefilter_sigma_px) for a in (ref, sec))
     point_chunks = tuple(_point_chunks(c, step) for c in ref.chunks)
     prior_r, prior_c, search = (_chunked(v, n_points, point_chunks) for v in (prior_r, prior_c, search))
 
@@ -304,6 +324,7 @@ def track_offsets(
     params = dict(chip_px=int(chip_px), search_px=search_scalar if search_scalar is not None else "per point", step_px=step,
                   min_valid_fraction=min_valid_fraction, min_ncc=min_ncc, min_snr=min_snr, max_displacement=max_displacement, max_error_px=max_error_px,
                   consistency_px=consistency_px, consistency_sigma=consistency_sigma,
+                  prefilter=prefilter, prefilter_sigma_px=prefilter_sigma_px if prefilter else None,
                   prior_dx=None if prior_dx is None else ("map" if isinstance(prior_dx, xr.DataArray) else float(prior_dx)),
                   prior_dy=None if prior_dy is None else ("map" if isinstance(prior_dy, xr.DataArray) else float(prior_dy)))
     ds.attrs = {**_time_attrs(reference, "reference"), **_time_attrs(secondary, "secondary"),
