@@ -17,7 +17,7 @@ from cryocube.catalog import CatalogError, search
 from cryocube.cube import build_cube, describe_cube, load_cube
 from cryocube.grid import Grid
 from cryocube.offset_kernel import OffsetFlag
-from cryocube.offsets import select_pair, track_offsets
+from cryocube.offsets import select_pair, smooth_offsets, track_offsets
 from cryocube.stac_items import CubeInputError
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube, write_product
 from cryocube.velocity import calibrate_stable, offsets_to_velocity
@@ -38,6 +38,7 @@ __all__ = [
     "open_cube",
     "search",
     "select_pair",
+    "smooth_offsets",
     "track_offsets",
     "write_cube",
     "write_product",

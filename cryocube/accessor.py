@@ -59,3 +59,9 @@ class CryoAccessor:
         from cryocube.velocity import calibrate_stable
 
         return calibrate_stable(self._ds, stable_mask, **kwargs)
+
+    def smooth_offsets(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.smooth_offsets`."""
+        from cryocube.offsets import smooth_offsets
+
+        return smooth_offsets(self._ds, **kwargs)

@@ -91,3 +91,18 @@ def _sorted_median(sorted_values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     high = np.clip(counts // 2, 0, None)[..., None]
     median = 0.5 * (np.take_along_axis(sorted_values, low, -1) + np.take_along_axis(sorted_values, high, -1))[..., 0]
     return np.where(counts > 0, median, np.nan)
+
+
+def smooth(values: np.ndarray, *, size: int, method: str) -> np.ndarray:
+    """NaN-aware ``size x size`` median or mean of ``values`` (NaN points stay NaN; NaN neighbours are ignored)."""
+    if method not in ("median", "mean"):
+        raise ValueError(f"method must be 'median' or 'mean', got {method!r}")
+    r = size // 2
+    windows = sliding_window_view(np.pad(values, r, constant_values=np.nan), (size, size)).reshape(*values.shape, size * size)
+    counts = np.isfinite(windows).sum(axis=-1)
+    if method == "median":
+        out = _sorted_median(np.sort(windows, axis=-1), counts)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(np.isfinite(windows), windows, 0.0).sum(axis=-1) / counts
+    return np.where(np.isfinite(values), out, np.nan).astype(values.dtype)

@@ -25,7 +25,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
-from cryocube.offset_filters import CONSISTENCY_RADIUS, consistency_flags, threshold_flags
+from cryocube.offset_filters import CONSISTENCY_RADIUS, consistency_flags, smooth, threshold_flags
 from cryocube.offset_kernel import N_OUTPUTS, OUTPUTS, OffsetFlag, match_block
 from cryocube.prefilters import PREFILTERS, halo_px
 
@@ -366,3 +366,24 @@ def select_pair(cube: xr.Dataset, reference: int | str, secondary: int | str, *,
         return cube[variable].isel({cv.TIME: [int(which)]})
 
     return one(reference, "reference"), one(secondary, "secondary")
+
+
+def smooth_offsets(offsets: xr.Dataset, *, size: int = 3, method: str = "median") -> xr.Dataset:
+    """Smooth ``dx`` and ``dy`` with a NaN-aware ``size x size`` median or mean over the accepted points.
+
+    Rejected points stay NaN (smoothing never fills gaps); the errors are left as
+    they are. Lazy: a ``map_overlap`` with a ``size // 2`` halo. The choice is
+    recorded in the ``smoothing`` attr.
+    """
+    if int(size) != size or size < 3 or size % 2 == 0:
+        raise ValueError(f"size must be an odd integer >= 3 (points), got {size!r}")
+    out = offsets.copy()
+    for name in ("dx", "dy"):
+        data = offsets[name].data
+        if not isinstance(data, da.Array):
+            data = da.from_array(data)
+        depth = size // 2
+        data = data.rechunk(tuple(_aligned_chunks(c, 1, depth) for c in data.chunks))
+        out[name] = offsets[name].copy(data=da.map_overlap(smooth, data, depth=depth, boundary=np.nan, dtype=data.dtype, size=int(size), method=method))
+    out.attrs["smoothing"] = f"{method} {size}x{size} points"
+    return out

@@ -7,7 +7,8 @@ import pytest
 import xarray as xr
 from scipy import ndimage
 
-from cryocube import track_offsets
+from cryocube import smooth_offsets, track_offsets
+from cryocube.offset_filters import smooth
 from cryocube.offset_filters import consistency_flags
 from cryocube.offset_kernel import OffsetFlag
 from cryocube.testing import raise_if_dask_computes
@@ -242,3 +243,21 @@ def test_bad_inputs():
         track_offsets(cube, ref)
     with pytest.raises(TypeError, match="DataArray"):
         track_offsets(ref.values, ref)
+
+
+def test_smoothing_median_and_mean():
+    values = np.arange(25, dtype=np.float32).reshape(5, 5)
+    values[2, 2] = 100.0  # a spike: the median removes it, the mean spreads it
+    values[0, 0] = np.nan
+    med = smooth(values, size=3, method="median")
+    assert med[2, 2] == 13.0 and np.isnan(med[0, 0])
+    assert smooth(values, size=3, method="mean")[1, 1] == pytest.approx((1 + 2 + 5 + 6 + 7 + 10 + 11 + 100) / 8)
+    base = texture((160, 160), seed=9)
+    ref = image(base)
+    offsets = track_offsets(ref, image(shift_periodic(base, 0.0, 2.0)))
+    one = smooth_offsets(offsets.compute(), size=5).compute()
+    lazy = smooth_offsets(offsets.chunk({"y": 7, "x": 9}), size=5).compute()
+    xr.testing.assert_identical(one, lazy)
+    assert one.attrs["smoothing"] == "median 5x5 points"
+    with pytest.raises(ValueError, match="odd"):
+        smooth_offsets(offsets, size=4)
