@@ -74,56 +74,58 @@ def _box_sums(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) 
     return integral[rows + size, cols + size] - integral[rows, cols + size] - integral[rows + size, cols] + integral[rows, cols]
 
 
-def masked_ncc_around(template: np.ndarray, template_valid: np.ndarray, window: np.ndarray, window_valid: np.ndarray,
+def masked_ncc_around(template: np.ndarray, template_valid: np.ndarray, image: np.ndarray, image_valid: np.ndarray,
                       row: int, col: int, *, min_overlap: float) -> np.ndarray:
-    """Exact NCC over the pixels valid in both, at the 3 x 3 offsets around ``(row, col)`` of ``window``.
+    """Exact NCC over the pixels valid in both, at the 3 x 3 offsets around ``(row, col)`` of ``image``.
 
-    ``(row, col)`` is the top-left corner of the chip in the window, which must carry a
-    1-pixel invalid border (``window_valid`` False there) so that every offset of the
-    3 x 3 lies inside it. Offsets with fewer than ``min_overlap`` common valid pixels
-    get ``-inf``. Invalid pixels may hold anything. Returns a ``(3, 3)`` float64 array.
+    ``(row, col)`` is the top-left corner of the chip in ``image`` at the centre
+    offset; the ``chip + 2`` square around it must lie inside ``image``. Offsets with
+    fewer than ``min_overlap`` common valid pixels get ``-inf``. Invalid pixels may
+    hold anything. Returns a ``(3, 3)`` float64 array.
     """
     chip = template.shape[0]
-    region = np.ascontiguousarray(window[row - 1 : row + chip + 1, col - 1 : col + chip + 1])
-    valid = np.ascontiguousarray(window_valid[row - 1 : row + chip + 1, col - 1 : col + chip + 1])
-    if region.shape != (chip + 2, chip + 2):
-        return np.full((3, 3), -np.inf)
-    both = as_strided(valid, (3, 3, chip, chip), valid.strides * 2) & template_valid
-    w = np.where(both, as_strided(region, (3, 3, chip, chip), region.strides * 2), 0.0)
-    t = np.where(both, template, 0.0)
-    n = both.sum(axis=(-2, -1))
-    sum_t, sum_w = t.sum(axis=(-2, -1)), w.sum(axis=(-2, -1))
+    valid = image_valid[row - 1 : row + chip + 1, col - 1 : col + chip + 1]
+    region = np.where(valid, image[row - 1 : row + chip + 1, col - 1 : col + chip + 1], 0.0).astype(np.float64)
+    region -= region[valid].mean() if valid.any() else 0.0  # precision: sums of centred values
+    both = (as_strided(valid, (3, 3, chip, chip), valid.strides * 2) & template_valid).reshape(9, -1)
+    w = np.where(both, as_strided(region, (3, 3, chip, chip), region.strides * 2).reshape(9, -1), 0.0)
+    t = np.where(both, template.reshape(1, -1), 0.0)
+    n = both.sum(axis=1)
+    sum_t, sum_w = t.sum(axis=1), w.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        var_t = np.einsum("abij,abij->ab", t, t) - sum_t**2 / n
-        var_w = np.einsum("abij,abij->ab", w, w) - sum_w**2 / n
-        ncc = (np.einsum("abij,abij->ab", t, w) - sum_t * sum_w / n) / np.sqrt(var_t * var_w)
+        var_t = (t * t).sum(axis=1) - sum_t**2 / n
+        var_w = (w * w).sum(axis=1) - sum_w**2 / n
+        ncc = ((t * w).sum(axis=1) - sum_t * sum_w / n) / np.sqrt(var_t * var_w)
     ok = (n >= max(min_overlap, 2)) & (var_t > 0) & (var_w > 0) & np.isfinite(ncc)
-    return np.where(ok, np.clip(ncc, -1.0, 1.0), -np.inf)
+    return np.where(ok, np.clip(ncc, -1.0, 1.0), -np.inf).reshape(3, 3)
 
 
 def _refine_masked(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray, top: np.ndarray,
                    left: np.ndarray, w_top: np.ndarray, w_left: np.ndarray, kr: np.ndarray, kc: np.ndarray,
-                   points: np.ndarray, chip: int, window: int, min_overlap: float) -> np.ndarray:
+                   points: np.ndarray, chip: int, size: int, min_overlap: float) -> np.ndarray:
     """Exact masked NCC around the peaks of ``points`` (hill-climbing up to 3 steps); updates ``kr``, ``kc`` in place.
 
     Used where the matched secondary chip (+-1 px) holds nodata, so that the
-    filled surface is not exact there. Returns the ``(len(points), 3, 3)`` values.
+    filled surface is not exact there. ``size`` is the surfaces' edge: the climb
+    stops at their border (such peaks are then flagged). The block's halo has one
+    pixel to spare, so the 3 x 3 around any surface offset lies inside it. Returns
+    the ``(len(points), 3, 3)`` values.
     """
     values = np.full((points.size, 3, 3), -np.inf)
     for j, i in enumerate(points):
         t_valid = ref_valid[top[i] : top[i] + chip, left[i] : left[i] + chip]
         t = ref[top[i] : top[i] + chip, left[i] : left[i] + chip].astype(np.float64)
         t = t - t[t_valid].mean()
-        w_valid = np.pad(sec_valid[w_top[i] : w_top[i] + window, w_left[i] : w_left[i] + window], 1)
-        w = np.pad(sec[w_top[i] : w_top[i] + window, w_left[i] : w_left[i] + window].astype(np.float64), 1)
-        w = w - (w[w_valid].mean() if w_valid.any() else 0.0)
-        for _ in range(3):  # +1: the padding
-            local = masked_ncc_around(t, t_valid, w, w_valid, kr[i] + 1, kc[i] + 1, min_overlap=min_overlap)
+        for _ in range(3):
+            local = masked_ncc_around(t, t_valid, sec, sec_valid, w_top[i] + kr[i], w_left[i] + kc[i], min_overlap=min_overlap)
             best_r, best_c = np.unravel_index(np.argmax(local), (3, 3))
-            if (best_r, best_c) == (1, 1) or not np.isfinite(local.max()):
+            step_r, step_c = best_r - 1, best_c - 1
+            if (step_r, step_c) == (0, 0) or not np.isfinite(local.max()):
                 break
-            kr[i] += best_r - 1
-            kc[i] += best_c - 1
+            if not (0 <= kr[i] + step_r < size and 0 <= kc[i] + step_c < size):
+                break
+            kr[i] += step_r
+            kc[i] += step_c
         values[j] = local
     return values
 
@@ -225,7 +227,7 @@ def match_block(
     points = np.flatnonzero(near_nodata)
     if points.size:
         local = _refine_masked(reference, ref_valid, secondary, sec_valid, top, left, w_top, w_left, kr, kc, points,
-                               chip, chip + 2 * s, min_valid_fraction * chip**2)
+                               chip, 2 * s + 1, min_valid_fraction * chip**2)
         peak[points] = local[:, 1, 1]
         for side, (a, b) in zip(sides, ((0, 1), (2, 1), (1, 0), (1, 2))):
             side[points] = local[:, a, b]
