@@ -213,16 +213,19 @@ def match_block(
     window_full = _box_sums(sec_valid, w_top, w_left, chip + 2 * s) == (chip + 2 * s) ** 2
     matchable = (ref_fraction >= min_valid_fraction) & ~textureless
     surfaces = np.full((n, 2 * s + 1, 2 * s + 1), -np.inf, dtype=np.float32)
-    for i in np.flatnonzero(matchable):
-        t = ref_filled[top[i] : top[i] + chip, left[i] : left[i] + chip]
-        w = sec_filled[w_top[i] : w_top[i] + chip + 2 * s, w_left[i] : w_left[i] + chip + 2 * s]
-        if not window_full[i]:  # exact where it matters: see _refine_masked
-            w = _fill_nan(w, sec_valid[w_top[i] : w_top[i] + chip + 2 * s, w_left[i] : w_left[i] + chip + 2 * s])
-        if ref_fraction[i] < 1.0:  # OpenCV's masked NCC: statistics over the chip's valid pixels only
-            mask = ref_valid[top[i] : top[i] + chip, left[i] : left[i] + chip].astype(np.float32)
-            cv2.matchTemplate(w, t, cv2.TM_CCOEFF_NORMED, result=surfaces[i], mask=mask)
-        else:
-            cv2.matchTemplate(w, t, cv2.TM_CCOEFF_NORMED, result=surfaces[i])
+    # the hot loop: plain Python ints and bools index faster than numpy scalars
+    match, ccoeff, window = cv2.matchTemplate, cv2.TM_CCOEFF_NORMED, chip + 2 * s
+    for i, t0, l0, wt, wl, full_window, full_chip in zip(
+        np.flatnonzero(matchable).tolist(), *(a[matchable].tolist() for a in (top, left, w_top, w_left, window_full, ref_fraction >= 1.0))
+    ):
+        t = ref_filled[t0 : t0 + chip, l0 : l0 + chip]
+        w = sec_filled[wt : wt + window, wl : wl + window]
+        if not full_window:  # exact where it matters: see _refine_masked
+            w = _fill_nan(w, sec_valid[wt : wt + window, wl : wl + window])
+        if full_chip:
+            match(w, t, ccoeff, result=surfaces[i])
+        else:  # OpenCV's masked NCC: statistics over the chip's valid pixels only
+            match(w, t, ccoeff, result=surfaces[i], mask=ref_valid[t0 : t0 + chip, l0 : l0 + chip].astype(np.float32))
     _mask_outside_search(surfaces, search_px)
     kr, kc, peak = _integer_peaks(surfaces)
     sides = _sides(surfaces, kr, kc)
