@@ -266,20 +266,21 @@ def test_smoothing_median_and_mean():
 def test_error_estimate_tracks_the_actual_error():
     """More noise: larger estimated and actual errors; the estimate is within a factor of 4 of the truth.
 
-    Measured: actual / estimated = 0.39 and 0.29 on this smooth texture (conservative).
+    On exact band-limited SAR-like pairs (cryocube.offset_scenes). Measured actual / estimated: 0.28-0.35
+    here (a pure translation: conservative), 0.5-1.2 on sheared synthetic and real textures.
     """
-    rng = np.random.default_rng(11)
-    base = texture((400, 400), seed=10)
-    moved = shift_periodic(base, 0.3, 1.6)
+    from cryocube import offset_scenes as osc
+
+    flow = osc.uniform_flow(0.3, 1.6)
     ratios, sigmas = [], []
-    for noise in (0.1, 0.5):
-        ref = image(base + noise * rng.standard_normal(base.shape))
-        r = track_offsets(ref, image(moved + noise * rng.standard_normal(base.shape))).compute()
+    for noise in (0.05, 0.5):
+        reference, secondary, _, _ = osc.texture_pair((300, 300), flow, kind="sar", noise=noise)
+        r = track_offsets(image(reference), image(secondary)).compute()
         inner = r.isel(y=slice(4, -4), x=slice(4, -4))
         ok = inner.flag.values == 0
         actual = np.sqrt(np.mean((inner.dx.values[ok] / 10.0 - 1.6) ** 2))
         estimated = np.sqrt(np.mean((inner.dx_error.values[ok] / 10.0) ** 2))
         ratios.append(actual / estimated)
         sigmas.append(estimated)
-    assert sigmas[1] > 2 * sigmas[0]
+    assert sigmas[1] > 1.5 * sigmas[0]
     assert all(1 / 4 < ratio < 4 for ratio in ratios), ratios
