@@ -276,11 +276,12 @@ def _integer_peaks(surfaces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def _neighbourhoods(surfaces: np.ndarray, kr: np.ndarray, kc: np.ndarray) -> np.ndarray:
     """The ``3 x 3`` values around each peak, ``(n, 3, 3)`` float64; ``-inf`` beyond the surface."""
-    n = surfaces.shape[0]
-    padded = np.pad(surfaces, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
-    rows = (kr + 1)[:, None, None] + np.arange(-1, 2)[None, :, None]
-    cols = (kc + 1)[:, None, None] + np.arange(-1, 2)[None, None, :]
-    return padded[np.arange(n)[:, None, None], rows, cols].astype(np.float64)
+    n, size, _ = surfaces.shape
+    rows = kr[:, None, None] + np.arange(-1, 2)[None, :, None]
+    cols = kc[:, None, None] + np.arange(-1, 2)[None, None, :]
+    inside = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
+    values = surfaces[np.arange(n)[:, None, None], np.clip(rows, 0, size - 1), np.clip(cols, 0, size - 1)]
+    return np.where(inside, values, -np.inf).astype(np.float64)
 
 
 #: Least-squares fit of ``a + b u + c v + d u^2 + e u v + f v^2`` to a 3 x 3 neighbourhood (u: row, v: column offset).
@@ -343,11 +344,13 @@ def _quality(
 
     # second peak outside the exclusion zone
     e = SECOND_PEAK_EXCLUSION_PX
-    others = surfaces.copy()
-    for u in range(-e, e + 1):
-        for v in range(-e, e + 1):
-            others[idx, np.clip(kr + u, 0, size - 1), np.clip(kc + v, 0, size - 1)] = -np.inf
-    second = others.reshape(n, -1).max(axis=1)
+    zone = [(idx, np.clip(kr + u, 0, size - 1), np.clip(kc + v, 0, size - 1)) for u in range(-e, e + 1) for v in range(-e, e + 1)]
+    saved = [surfaces[z] for z in zone]
+    for z in zone:  # blank the peak's zone in place (no copy of all surfaces), take the max, restore
+        surfaces[z] = -np.inf
+    second = surfaces.reshape(n, -1).max(axis=1)
+    for z, values in zip(zone, saved):
+        surfaces[z] = values
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = peak / np.maximum(second, 1e-3)
         rho = np.clip(peak, 1e-6, 1 - 1e-6)
