@@ -1,0 +1,208 @@
+"""Melt detection: kernels against hand-computed values, synthetic scenes with exact melt truth, laziness, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import ndimage
+
+import cryocube as cc
+from cryocube import melt_scenes
+from cryocube.melt import (DRY, MELT, UNKNOWN, classify_kernel, detect_melt, dry_reference, melt_season,
+                           multilook_db_kernel, nagler_weight, reference_db_kernel, season_kernel)
+from cryocube.testing import raise_if_dask_computes
+
+REVISIT_DAYS = 6.0
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return melt_scenes.melt_cube()
+
+
+def interior(mask: np.ndarray, window_px: int) -> np.ndarray:
+    """Pixels of ``mask`` whose whole ``window_px`` box lies in the mask (no mixing across zone edges)."""
+    return ndimage.binary_erosion(mask, np.ones((window_px, window_px)), border_value=1) if window_px > 1 else mask
+
+
+# --------------------------------------------------------------------------- kernels
+def test_nagler_weight_matches_the_paper():
+    theta = np.array([10.0, 20.0, 32.5, 45.0, 50.0, np.nan])
+    expected = [1.0, 1.0, 0.75, 0.5, 0.5]
+    np.testing.assert_allclose(nagler_weight(theta)[:5], expected, rtol=1e-6)
+    assert np.isnan(nagler_weight(theta)[5]) or nagler_weight(theta)[5] in (0.5, 1.0)
+
+
+def test_reference_is_the_linear_power_mean_per_group():
+    sigma = np.array([[-10.0, -20.0, 0.0, np.nan, -3.0]])  # one pixel, five scenes
+    groups = np.array([0, 0, 1, 1, 0])
+    is_ref = np.array([True, True, True, True, False])
+    ref = reference_db_kernel(sigma, groups, is_ref, 2)
+    np.testing.assert_allclose(ref[0, 0], 10 * np.log10((0.1 + 0.01) / 2), rtol=1e-6)
+    np.testing.assert_allclose(ref[0, 1], 0.0, atol=1e-6)  # NaN scene skipped
+
+
+def test_multilook_averages_power_and_keeps_nodata():
+    image = np.full((5, 5), -10.0, dtype=np.float32)
+    image[2, 2] = 0.0
+    image[0, 0] = np.nan
+    out = multilook_db_kernel(image, 3)
+    np.testing.assert_allclose(out[2, 2], 10 * np.log10((8 * 0.1 + 1.0) / 9), rtol=1e-5)
+    np.testing.assert_allclose(out[1, 0], 10 * np.log10((4 * 0.1) / 4), rtol=1e-5)  # edge: 2x2 valid, NaN excluded
+    assert np.isnan(out[0, 0])
+
+
+def test_classify_flags():
+    flags = classify_kernel(np.array([-5.0, -3.0, 1.0, np.nan]), -3.0)
+    assert flags.tolist() == [MELT, DRY, DRY, UNKNOWN]
+
+
+def test_season_kernel_by_hand():
+    # scenes every 6 days; one isolated false alarm (day 13), an unknown scene inside the melt run
+    t = np.array([1.0, 7.0, 13.0, 19.0, 25.0, 31.0, 37.0, 43.0, 49.0])
+    f = np.array([DRY, DRY, MELT, DRY, MELT, UNKNOWN, MELT, MELT, DRY], dtype=np.int8)
+    onset, end, days, n = season_kernel(f[None], t, 1.0, 366.0, 2)
+    assert onset[0] == 25.0 and end[0] == 43.0 and n[0] == 8
+    # counted scenes 25, 37, 43: [22, 31], [31, 40], [40, 46] -> 24 days (the unknown scene's time is shared)
+    assert days[0] == pytest.approx(24.0)
+    onset1, _, days1, _ = season_kernel(f[None], t, 1.0, 366.0, 1)
+    assert onset1[0] == 13.0 and days1[0] == pytest.approx(30.0)
+    none = season_kernel(np.full((1, 9), DRY, np.int8), t, 1.0, 366.0, 2)
+    assert np.isnan(none[0][0]) and none[2][0] == 0.0
+    unknown = season_kernel(np.full((1, 9), UNKNOWN, np.int8), t, 1.0, 366.0, 2)
+    assert np.isnan(unknown[2][0]) and unknown[3][0] == 0
+
+
+# --------------------------------------------------------------------------- synthetic truth
+@pytest.mark.parametrize("method", ["threshold", "nagler"])
+def test_onset_and_end_within_one_revisit(scene, method):
+    cube, truth = scene
+    window = 3
+    season = melt_season(detect_melt(cube, method=method, window_px=window)).sel(year=2019).compute()
+    wet_zone = interior(truth.zone.values == 1, window)
+    onset_err = season.melt_onset.values - truth.melt_onset_doy.values
+    end_err = season.melt_end.values - truth.melt_end_doy.values
+    within = (np.abs(onset_err) <= REVISIT_DAYS) & (np.abs(end_err) <= REVISIT_DAYS)
+    assert within[wet_zone].mean() >= 0.95
+    # first detection cannot precede the true onset by more than the mixing of the window (onset spans 0.5 day/row)
+    assert np.nanmedian(onset_err[wet_zone]) > 0 and np.nanmedian(end_err[wet_zone]) < 0
+    duration = truth.melt_end_doy.values - truth.melt_onset_doy.values
+    assert np.nanmedian(np.abs(season.melt_days.values - duration)[wet_zone]) < REVISIT_DAYS / 2
+    assert np.isnan(season.melt_onset.values[interior(truth.zone.values == 0, window)]).mean() > 0.99
+
+
+@pytest.mark.parametrize("method", ["threshold", "nagler"])
+def test_winter_false_melt_below_one_percent(scene, method):
+    cube, truth = scene
+    flags = detect_melt(cube, method=method).melt.values
+    doy = cube.time.dt.dayofyear.values
+    winter = (doy < 120) | (doy > 290)
+    assert (flags[winter] == MELT).mean() < 0.01
+    assert (flags == UNKNOWN).sum() == 0
+
+
+def test_bare_ice_responds_weakly(scene):
+    """Bare ice brightens in HH while wet: the threshold method does not see it (documented behaviour)."""
+    cube, truth = scene
+    flags = detect_melt(cube, method="threshold").melt.values
+    bare = truth.zone.values == 2
+    wet = truth.wet.values
+    assert ((flags == MELT) & wet)[:, bare].sum() / wet[:, bare].sum() < 0.1
+
+
+def test_without_speckle_reduction_single_pixels_are_too_noisy(scene):
+    """window_px=1 on ENL 4.4 speckle: >5% winter false melt, which is why the default averages 3x3."""
+    cube, _ = scene
+    flags = detect_melt(cube, window_px=1).melt.values
+    doy = cube.time.dt.dayofyear.values
+    assert (flags[(doy < 120) | (doy > 290)] == MELT).mean() > 0.05
+
+
+def test_per_orbit_reference(scene):
+    """Each scene is compared with its own orbit's reference; a shared reference mixes 41/33-degree views."""
+    cube, _ = scene
+    res = detect_melt(cube)
+    doy = cube.time.dt.dayofyear.values
+    winter = (doy < 120) | (doy > 290)
+    assert abs(float(res.ratio_db.isel(time=np.flatnonzero(winter)).median())) < 0.2
+    single = cube.drop_vars(["relative_orbit", "orbit_state"])
+    with pytest.warns(UserWarning, match="one dry reference"):
+        shared = detect_melt(single, window_px=3)
+    west = shared.ratio_db.isel(time=np.flatnonzero(winter), x=slice(0, 4))
+    desc = single.time.dt.hour.values[np.flatnonzero(winter)] < 12
+    # descending is 8 degrees steeper in the west: -0.12 dB/deg * 8 = ~-1 dB against the pooled mean
+    assert float(west.isel(time=np.flatnonzero(desc)).median()) < -0.3
+
+
+def test_reference_dataset_gives_the_same_answer(scene):
+    cube, _ = scene
+    ref = dry_reference(cube, variables=("hh", "hv"), window_px=3)
+    assert ref.hh.dims == ("relative_orbit", "y", "x") and ref.attrs["reference_scenes"] > 0
+    a = detect_melt(cube, method="nagler", reference=ref)
+    b = detect_melt(cube, method="nagler")
+    xr.testing.assert_equal(a.melt, b.melt)
+
+
+def test_bundled_catalog_melt_against_simulator():
+    """The bundled S1 catalog (April reference, Nagler, 5x5): onset and end within 6 days on >= 90% of ice pixels."""
+    from cryocube import synthetic as syn
+
+    cube = cc.build_cube(cc.search("catalogs/greenland-s1/catalog.json"), assets=["hh", "hv", "incidence_angle"])
+    res = detect_melt(cube, method="nagler", reference=("2019-04-01", "2019-04-30"), window_px=5)
+    season = melt_season(res).sel(year=2019).compute()
+    truth = syn.truth_dataset()
+    ice = truth.ice_fraction.values > 0.99
+    onset_err = season.melt_onset.values - truth.melt_onset_doy.values
+    end_err = season.melt_end.values - truth.melt_end_doy.values
+    assert ((np.abs(onset_err) <= 6) & (np.abs(end_err) <= 6))[ice].mean() >= 0.9
+
+
+# --------------------------------------------------------------------------- dask
+def test_lazy_and_chunk_independent(scene):
+    cube, _ = scene
+    expected = melt_season(detect_melt(cube, method="nagler")).compute()
+    for chunks in ({"time": 7, "y": 5, "x": 9}, {"time": -1, "y": 40, "x": 64}, {"time": 50, "y": 2, "x": 17}):
+        chunked = cube.assign({k: v.chunk(chunks) for k, v in cube.data_vars.items()})  # coords stay numpy, as in open_cube
+        with raise_if_dask_computes():
+            flags = detect_melt(chunked, method="nagler")
+            season = melt_season(flags)
+        assert flags.melt.chunks is not None
+        xr.testing.assert_identical(season.compute(), expected)
+
+
+def test_products_round_trip_through_zarr(scene, tmp_path):
+    cube, _ = scene
+    season = melt_season(detect_melt(cube.chunk({"y": 20})))
+    cc.write_product(season, tmp_path / "season.zarr")
+    back = xr.open_zarr(tmp_path / "season.zarr", decode_coords="all").compute()
+    xr.testing.assert_allclose(back, season.compute())
+    assert back.rio.crs is not None
+
+
+# --------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"method": "ratio"}, "method must be one of"),
+    ({"threshold_db": 3.0}, "threshold_db must be negative"),
+    ({"window_px": 4}, "window_px must be a positive odd"),
+    ({"variable": "vv"}, "no variable 'vv'"),
+    ({"reference": ("2019-06-01", "2019-05-01")}, "ends"),
+])
+def test_clear_errors(scene, kwargs, match):
+    cube, _ = scene
+    with pytest.raises(ValueError, match=match):
+        detect_melt(cube, **kwargs)
+
+
+def test_errors_for_units_incidence_and_flags(scene):
+    cube, _ = scene
+    with pytest.raises(ValueError, match=r"no reference scene for relative_orbit=np.int32\(25\)|no reference scene for relative_orbit=25"):
+        detect_melt(cube.sel(time=slice("2019-04-01", None)))
+    with pytest.raises(ValueError, match="units 'linear'"):
+        detect_melt(cube.assign(hh=cube.hh.assign_attrs(units="linear")))
+    with pytest.raises(ValueError, match="incidence angle"):
+        detect_melt(cube.drop_vars("incidence_angle"), method="nagler")
+    with pytest.raises(ValueError, match="int8"):
+        melt_season(detect_melt(cube).melt.astype(float))
+    with pytest.raises(ValueError, match="MM-DD"):
+        melt_season(detect_melt(cube), year_start="July")
