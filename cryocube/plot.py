@@ -134,3 +134,45 @@ def velocity_quicklook(
     ax.tick_params(labelsize=7)
     ax.set_title(title or f"{velocity.attrs.get('reference_time', '')} -> {velocity.attrs.get('secondary_time', '')}", fontsize=9)
     return _save(fig, path)
+
+
+def aws_melt_plot(temperature: xr.DataArray, melt_days: xr.DataArray, path: str | Path, *, title: str | None = None) -> Path:
+    """Save a station's air temperature against time with its melt days shaded, as PNG.
+
+    Parameters
+    ----------
+    temperature
+        1-D air temperature on ``time`` (°C, e.g. ``Temperature_Avg`` of
+        :func:`cryocube.read_aws_logger`).
+    melt_days
+        Daily melt flags on ``time`` (1 melt, 0 no melt, NaN unknown) from
+        :func:`cryocube.aws_melt_days`: melt days shaded red, unknown days grey; its
+        ``threshold_c`` attribute (default 0 °C) is drawn as a dashed line.
+    path
+        Output PNG file.
+    title
+        Figure title (default: the melt rule).
+
+    Returns
+    -------
+    Path
+        The PNG written (computes both inputs).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.5), constrained_layout=True)
+    one_day = np.timedelta64(1, "D")
+    flags = melt_days.values.astype(np.float64)
+    for day, flag in zip(melt_days[cv.TIME].values, flags, strict=True):
+        if flag == 1:
+            ax.axvspan(day, day + one_day, color="tab:red", alpha=0.25, linewidth=0)
+        elif np.isnan(flag):
+            ax.axvspan(day, day + one_day, color="0.6", alpha=0.3, linewidth=0)
+    ax.plot(temperature[cv.TIME].values, temperature.values, color="k", linewidth=0.8, label="air temperature")
+    ax.axhline(float(melt_days.attrs.get("threshold_c", 0.0)), color="tab:blue", linestyle="--", linewidth=0.8, label="threshold")
+    ax.fill_between([], [], color="tab:red", alpha=0.25, label=f"melt day ({int(np.sum(flags == 1))})")
+    ax.fill_between([], [], color="0.6", alpha=0.3, label=f"unknown ({int(np.sum(np.isnan(flags)))})")
+    ax.set_ylabel(f"air temperature ({temperature.attrs.get('units', 'degC')})")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.tick_params(labelsize=7)
+    ax.set_title(title or melt_days.attrs.get("rule", "AWS melt days"), fontsize=9)
+    return _save(fig, path)

@@ -196,7 +196,7 @@ def test_clear_errors(scene, kwargs, match):
 
 def test_errors_for_units_incidence_and_flags(scene):
     cube, _ = scene
-    with pytest.raises(ValueError, match=r"no reference scene for relative_orbit=np.int32\(25\)|no reference scene for relative_orbit=25"):
+    with pytest.raises(ValueError, match="no reference scene for relative_orbit=25 in months"):
         detect_melt(cube.sel(time=slice("2019-04-01", None)))
     with pytest.raises(ValueError, match="units 'linear'"):
         detect_melt(cube.assign(hh=cube.hh.assign_attrs(units="linear")))
