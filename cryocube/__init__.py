@@ -13,9 +13,12 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 from cryocube import accessor as _accessor  # noqa: F401  (registers ds.cryo)
+from cryocube.aws import AWSFormatError, MeltValidation, aws_melt_days, read_aws_logger, validate_melt
 from cryocube.catalog import CatalogError, search
 from cryocube.cube import build_cube, describe_cube, load_cube
 from cryocube.grid import Grid
+from cryocube.incidence import IncidenceSlopeModel, fit_incidence_slope, normalize_incidence, pair_orbits
+from cryocube.melt import detect_melt, dry_reference, melt_season
 from cryocube.offset_kernel import OffsetFlag
 from cryocube.offsets import select_pair, smooth_offsets, track_offsets
 from cryocube.stac_items import CubeInputError
@@ -23,23 +26,35 @@ from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cub
 from cryocube.velocity import calibrate_stable, offsets_to_velocity
 
 __all__ = [
+    "AWSFormatError",
     "CatalogError",
     "CubeInputError",
     "Grid",
+    "IncidenceSlopeModel",
+    "MeltValidation",
     "NotACubeStoreError",
     "OffsetFlag",
     "__version__",
     "append_cube",
+    "aws_melt_days",
     "build_cube",
     "calibrate_stable",
     "describe_cube",
+    "detect_melt",
+    "dry_reference",
+    "fit_incidence_slope",
     "load_cube",
+    "melt_season",
+    "normalize_incidence",
     "offsets_to_velocity",
     "open_cube",
+    "pair_orbits",
+    "read_aws_logger",
     "search",
     "select_pair",
     "smooth_offsets",
     "track_offsets",
+    "validate_melt",
     "write_cube",
     "write_product",
 ]

@@ -65,3 +65,39 @@ class CryoAccessor:
         from cryocube.offsets import smooth_offsets
 
         return smooth_offsets(self._ds, **kwargs)
+
+    def pair_orbits(self, **kwargs: Any) -> Any:
+        """Forward to :func:`cryocube.pair_orbits`."""
+        from cryocube.incidence import pair_orbits
+
+        return pair_orbits(self._ds, **kwargs)
+
+    def fit_incidence_slope(self, **kwargs: Any) -> Any:
+        """Forward to :func:`cryocube.fit_incidence_slope`."""
+        from cryocube.incidence import fit_incidence_slope
+
+        return fit_incidence_slope(self._ds, **kwargs)
+
+    def normalize_incidence(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.normalize_incidence`."""
+        from cryocube.incidence import normalize_incidence
+
+        return normalize_incidence(self._ds, **kwargs)
+
+    def dry_reference(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.dry_reference`."""
+        from cryocube.melt import dry_reference
+
+        return dry_reference(self._ds, **kwargs)
+
+    def detect_melt(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.detect_melt`."""
+        from cryocube.melt import detect_melt
+
+        return detect_melt(self._ds, **kwargs)
+
+    def melt_season(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.melt_season` (on the output of ``detect_melt``)."""
+        from cryocube.melt import melt_season
+
+        return melt_season(self._ds, **kwargs)

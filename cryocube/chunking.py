@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from cryocube import conventions as cv
@@ -35,9 +37,10 @@ def temporal_chunks(da: xr.DataArray, *, target_bytes: int = TEMPORAL_CHUNK_BYTE
     """Chunks for a temporal kernel: all of ``dim`` in one chunk, square-ish spatial tiles.
 
     The spatial tile edge is the largest size whose full-time block of ``da``
-    stays within ``target_bytes``; when ``da`` is already chunked in ``y``/``x`` the
-    edge is a divisor of the existing chunk, so every source chunk is split into
-    whole tiles and read once.
+    stays within ``target_bytes``, aligned to the existing chunks (dask chunks, or
+    the stored Zarr chunks in ``da.encoding["chunks"]`` for a lazily opened store):
+    a divisor of a larger chunk, or a multiple of a smaller one, so that tiles never
+    straddle a source chunk boundary.
 
     Parameters
     ----------
@@ -56,10 +59,37 @@ def temporal_chunks(da: xr.DataArray, *, target_bytes: int = TEMPORAL_CHUNK_BYTE
     n_time = da.sizes[dim]
     per_pixel = max(1, n_time * da.dtype.itemsize)
     edge = max(1, math.isqrt(max(1, target_bytes // per_pixel)))
+    stored = dict(zip(da.dims, da.encoding.get("chunks") or da.shape))
     chunks: dict[Hashable, int] = {dim: -1}
     for d in (cv.Y, cv.X):
         if d not in da.dims:
             continue
-        current = max(da.chunksizes[d]) if da.chunks is not None else da.sizes[d]
-        chunks[d] = _largest_fitting_divisor(current, edge) if current > edge else current
+        current = max(da.chunksizes[d]) if da.chunks is not None else int(stored[d])
+        if current > edge:
+            chunks[d] = _largest_fitting_divisor(current, edge)
+        else:
+            chunks[d] = min(da.sizes[d], current * max(1, edge // current))
     return chunks
+
+
+def per_scene(func: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Run an elementwise numpy ``func`` one leading-axis slice (scene) at a time.
+
+    ``func(a, b, ..., **kwargs)`` computed on whole ``(time, y, x)`` blocks makes one
+    block-sized temporary per operation, and each pass streams the block through
+    main memory; on one scene at a time the temporaries stay in the CPU cache. For
+    ``sigma - s * (theta - theta_ref)`` on ``(100, 256, 256)`` float32 blocks this
+    measured 17.6 ms per block whole and ~4 ms scene by scene. Inputs broadcast
+    against each other (``apply_ufunc`` hands missing dimensions as size-1 axes);
+    the output is float32.
+    """
+    def run(*arrays: Any, **kwargs: Any) -> np.ndarray:
+        shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+        if len(shape) < 2:
+            return np.asarray(func(*arrays, **kwargs), dtype=np.float32)
+        out = np.empty(shape, dtype=np.float32)
+        views = [np.broadcast_to(a, shape) for a in arrays]
+        for i in range(shape[0]):
+            out[i] = func(*(v[i] for v in views), **kwargs)
+        return out
+    return run

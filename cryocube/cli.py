@@ -1,4 +1,4 @@
-"""The ``cryocube`` command: search, cube, offsets and demo.
+"""The ``cryocube`` command: search, cube, offsets, melt and demo.
 
 Kept apart from the algorithms: each sub-command parses options and calls the
 public functions of the package.
@@ -97,6 +97,36 @@ def _cmd_offsets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_melt(args: argparse.Namespace) -> int:
+    from cryocube.incidence import fit_incidence_slope, normalize_incidence
+    from cryocube.melt import detect_melt, melt_season
+    from cryocube.plot import melt_maps
+    from cryocube.store import open_cube, write_product
+
+    cube = open_cube(args.cube, chunks="temporal")
+    variables = [v for v in (args.co_pol, args.cross_pol) if v in cube.data_vars] if args.method == "nagler" else [args.variable]
+    if args.normalize == "fit":
+        model = fit_incidence_slope(cube, predictors=tuple(args.predictors), variables=variables)
+        print(model.summary())
+        cube = normalize_incidence(cube, model_or_slope=model, reference_angle_deg=args.reference_angle, variables=variables)
+    elif args.normalize == "slope":
+        cube = normalize_incidence(cube, model_or_slope=args.slope, reference_angle_deg=args.reference_angle, variables=variables)
+    elif args.normalize == "cosn":
+        cube = normalize_incidence(cube, method="cosn", reference_angle_deg=args.reference_angle, variables=variables)
+    melt = detect_melt(cube, method=args.method, threshold_db=args.threshold, variable=args.variable, co_pol=args.co_pol,
+                       cross_pol=args.cross_pol, reference=tuple(args.reference) if args.reference else None,
+                       reference_months=args.reference_months, window_px=args.window)
+    season = melt_season(melt, year_start=args.year_start, min_scenes=args.min_scenes)
+    start = time.perf_counter()
+    write_product(season.merge(melt[["melt"]]), args.out, mode=args.mode, progress=True)
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: melt flags for {melt.sizes['time']} scenes, "
+          f"seasons {season['year'].values.tolist()} ({melt.attrs['melt_method']}, threshold {melt.attrs['threshold_db']:g} dB, "
+          f"reference {melt.attrs['reference_period']})")
+    if args.maps:
+        print(f"maps: {melt_maps(season, args.maps)}")
+    return 0
+
+
 def _scene(value: str) -> int | str:
     """A scene given on the command line: a position along time, or an item id."""
     try:
@@ -160,6 +190,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cog", type=Path, help="also write vx, vy, v and errors as a Cloud-Optimized GeoTIFF")
     p.add_argument("--quicklook", type=Path, help="also save a PNG of the speed with arrows over the reference scene")
     p.set_defaults(func=_cmd_offsets)
+
+    p = sub.add_parser("melt", help="surface-melt flags, onset, end and melt days from a Sentinel-1 cube",
+                       description="Normalize backscatter to a reference incidence angle, detect wet snow against a dry "
+                                   "reference per relative orbit and write per-scene flags and per-season onset/end/melt days as Zarr.")
+    p.add_argument("cube", help="input Sentinel-1 cube (Zarr store written by `cryocube cube`), backscatter in dB")
+    p.add_argument("--out", type=Path, required=True, help="output store (Zarr folder): melt (time, y, x) and melt_onset, melt_end, melt_days (year, y, x)")
+    p.add_argument("--method", choices=("nagler", "threshold"), default="nagler", help="nagler (HH/HV, -2 dB) or single-polarization threshold (-3 dB) (default: nagler)")
+    p.add_argument("--threshold", type=float, help="melt below this ratio to the dry reference, dB (default: -2 nagler, -3 threshold)")
+    p.add_argument("--variable", default="hh", help="polarization of the threshold method (default: hh)")
+    p.add_argument("--co-pol", default="hh", help="co-polarized variable for nagler (default: hh)")
+    p.add_argument("--cross-pol", default="hv", help="cross-polarized variable for nagler (default: hv)")
+    p.add_argument("--reference", nargs=2, metavar=("START", "END"), help="dates of the dry reference scenes (default: --reference-months)")
+    p.add_argument("--reference-months", nargs="+", type=int, default=[1, 2, 3], help="months of the dry reference scenes (default: 1 2 3)")
+    p.add_argument("--window", type=int, default=3, help="box average before comparing, odd px (default: 3)")
+    p.add_argument("--normalize", choices=("fit", "slope", "cosn", "none"), default="fit",
+                   help="incidence normalization: fit a slope model on ascending/descending pairs, a fixed --slope, the cos^2 law, or none (default: fit)")
+    p.add_argument("--predictors", nargs="+", default=["lon", "lat", "doy"], help="predictors of the fitted slope model (default: lon lat doy)")
+    p.add_argument("--slope", type=float, default=-0.12, help="slope for --normalize slope, dB/degree (default: -0.12)")
+    p.add_argument("--reference-angle", type=float, default=35.0, help="reference incidence angle, degrees (default: 35)")
+    p.add_argument("--year-start", default="01-01", help="first day of each melt season, MM-DD (default: 01-01)")
+    p.add_argument("--min-scenes", type=int, default=2, help="consecutive melt scenes needed to count (default: 2)")
+    p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
+    p.add_argument("--maps", type=Path, help="also save a PNG of melt onset and melt days")
+    p.set_defaults(func=_cmd_melt)
 
     p = sub.add_parser(
         "demo",

@@ -32,7 +32,7 @@ does). The per-scene result is a flag (1 melt, 0 dry, -1 unknown).
 (each observation stands for the time half-way to its neighbours).
 
 Layout: pure numpy kernels (``*_kernel``, :func:`nagler_weight`) on arrays with
-time as the last axis, wrapped by ``xr.apply_ufunc(dask="parallelized")`` over
+time as the first axis, wrapped by ``xr.apply_ufunc(dask="parallelized")`` over
 ``(time, y, x)`` cubes with the whole time axis in one chunk
 (:func:`cryocube.chunking.temporal_chunks`). Nothing computes at call time.
 """
@@ -41,14 +41,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from functools import partial
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import ndimage
 
 import cryocube
 from cryocube import conventions as cv
@@ -72,41 +72,99 @@ _FLAG_ATTRS = {
 
 
 # =========================================================================== #
-# numpy kernels (time on the last axis)
+# numpy kernels (time on the first axis: blocks are contiguous (T, y, x) arrays)
 # =========================================================================== #
+_DB_TO_LN: Final = np.float32(np.log(10.0) / 10.0)
+
+
+def db_to_power(db: np.ndarray) -> np.ndarray:
+    """``10^(db/10)`` in float32 (``exp`` is several times faster than ``power``)."""
+    out = np.multiply(db, _DB_TO_LN, dtype=np.float32)
+    return np.exp(out, out=out)
+
+
+def power_to_db(power: np.ndarray) -> np.ndarray:
+    """``10 log10(power)`` in float32, **overwriting** ``power`` when it is a float32 array."""
+    out = np.log10(power, out=power) if isinstance(power, np.ndarray) and power.dtype == np.float32 else np.log10(power, dtype=np.float32)
+    out *= np.float32(10.0)
+    return out
+
+
 def nagler_weight(theta_deg: np.ndarray, *, theta1_deg: float = NAGLER_THETA1_DEG,
                   theta2_deg: float = NAGLER_THETA2_DEG, k: float = NAGLER_K) -> np.ndarray:
-    """Weight ``W`` of the cross-polarized ratio in Nagler's ``R_C`` (see the module doc); NaN stays NaN."""
-    theta = np.asarray(theta_deg, dtype=np.float32)
-    ramp = k * (1.0 + (theta2_deg - theta) / (theta2_deg - theta1_deg))
-    return np.where(theta < theta1_deg, 1.0, np.where(theta > theta2_deg, k, ramp)).astype(np.float32)
+    """Weight ``W`` of the cross-polarized ratio in Nagler's ``R_C`` (see the module doc), float32.
 
-
-def multilook_db_kernel(image_db: np.ndarray, window_px: int) -> np.ndarray:
-    """NaN-aware ``window_px`` box mean of the last two axes, in linear power, back in dB.
-
-    Pixels that are NaN stay NaN; elsewhere the mean uses the valid pixels of the
-    window (edges: the part of the window inside the array).
+    The ramp ``k (1 + (theta2 - theta) / (theta2 - theta1))`` equals 1 at ``theta1`` and
+    ``k`` at ``theta2``, so the piecewise definition is the ramp clipped to ``[k, 1]``.
     """
-    if window_px <= 1:
-        return image_db
-    valid = np.isfinite(image_db)
-    power = np.where(valid, np.power(np.float32(10.0), image_db / np.float32(10.0)), np.float32(0.0))
-    size = (1,) * (image_db.ndim - 2) + (window_px, window_px)
-    total = ndimage.uniform_filter(power, size=size, mode="constant")
-    count = ndimage.uniform_filter(valid.astype(np.float32), size=size, mode="constant")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.float32(10.0) * np.log10(total / count)
-    return np.where(valid, out, np.nan).astype(np.float32)
+    slope = np.float32(-k / (theta2_deg - theta1_deg))
+    weight = np.multiply(theta_deg, slope, dtype=np.float32)
+    weight += np.float32(k * (1.0 + theta2_deg / (theta2_deg - theta1_deg)))
+    return np.clip(weight, np.float32(k), np.float32(1.0), out=weight)
 
 
-def reference_db_kernel(sigma_db: np.ndarray, groups: np.ndarray, is_reference: np.ndarray, n_groups: int) -> np.ndarray:
-    """Dry reference per group: ``10 log10(nanmean(10^(sigma/10)))`` over the reference scenes of each group.
+def _window_sum(padded: np.ndarray, half: int) -> np.ndarray:
+    """Sums over the ``(2 half + 1)`` square windows centred on the interior of a 2-D array padded by ``half``."""
+    ny, nx = padded.shape[0] - 2 * half, padded.shape[1] - 2 * half
+    rows = padded[:ny].copy()
+    for k in range(1, 2 * half + 1):
+        rows += padded[k:k + ny]
+    out = rows[:, :nx].copy()
+    for k in range(1, 2 * half + 1):
+        out += rows[:, k:k + nx]
+    return out
+
+
+def multilook_power(padded_db: np.ndarray, window_px: int) -> np.ndarray:
+    """NaN-aware ``window_px`` box mean, in linear power, of one 2-D scene padded with a halo.
 
     Parameters
     ----------
-    sigma_db
-        Backscatter (dB), shape ``(..., T)``.
+    padded_db
+        Backscatter (dB) of shape ``(ny + 2h, nx + 2h)``, ``h = window_px // 2``: the
+        scene plus ``h`` pixels of context on every side (NaN beyond the image).
+    window_px
+        Odd window edge (px).
+
+    Returns
+    -------
+    np.ndarray
+        Mean linear power ``(ny, nx)`` over the valid pixels of each window; NaN
+        where the centre pixel is NaN. One scene at a time keeps the work in cache.
+    """
+    power = db_to_power(padded_db)
+    h = window_px // 2
+    if h == 0:
+        return power
+    valid = np.isfinite(power)
+    if valid.all():
+        total = _window_sum(power, h)
+        total *= np.float32(1.0 / window_px**2)
+        return total
+    power[~valid] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = _window_sum(power, h)
+        mean /= _window_sum(valid.astype(np.float32), h)
+    mean[~valid[h:-h, h:-h]] = np.nan
+    return mean
+
+
+def multilook_block_kernel(padded_db: np.ndarray, *, window_px: int) -> np.ndarray:
+    """:func:`multilook_power` of every scene of a halo-padded ``(t, ny + 2h, nx + 2h)`` block -> ``(t, ny, nx)``."""
+    h = window_px // 2
+    out = np.empty((padded_db.shape[0], padded_db.shape[1] - 2 * h, padded_db.shape[2] - 2 * h), dtype=np.float32)
+    for i in range(padded_db.shape[0]):
+        out[i] = multilook_power(padded_db[i], window_px)
+    return out
+
+
+def reference_power_kernel(power: np.ndarray, groups: np.ndarray, is_reference: np.ndarray, n_groups: int) -> np.ndarray:
+    """Dry reference per group: mean linear power of the group's valid reference scenes.
+
+    Parameters
+    ----------
+    power
+        Linear backscatter power (multilooked), ``(T, ...)``.
     groups
         Group index (0 .. n_groups-1) of each scene, shape ``(T,)``.
     is_reference
@@ -117,29 +175,97 @@ def reference_db_kernel(sigma_db: np.ndarray, groups: np.ndarray, is_reference: 
     Returns
     -------
     np.ndarray
-        float32 ``(..., n_groups)``; NaN where a pixel has no valid reference scene.
+        float32 ``(n_groups, ...)``; NaN where a pixel has no valid reference scene.
     """
-    out = np.full(sigma_db.shape[:-1] + (n_groups,), np.nan, dtype=np.float32)
-    for g in range(n_groups):
-        selected = sigma_db[..., (groups == g) & is_reference]
-        if selected.shape[-1] == 0:
-            continue
-        valid = np.isfinite(selected)
-        count = valid.sum(axis=-1)
-        power = np.where(valid, np.power(np.float32(10.0), selected / np.float32(10.0)), np.float32(0.0)).sum(axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[..., g] = np.where(count > 0, np.float32(10.0) * np.log10(power / np.maximum(count, 1)), np.nan)
+    total = np.zeros((n_groups,) + power.shape[1:], dtype=np.float32)
+    count = np.zeros((n_groups,) + power.shape[1:], dtype=np.float32)
+    for i in np.flatnonzero(is_reference):
+        valid = np.isfinite(power[i])
+        total[groups[i]] += np.where(valid, power[i], np.float32(0.0))
+        count[groups[i]] += valid
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total /= count
+    return total
+
+
+def melt_ratio_kernel(co_power: np.ndarray, cross_power: np.ndarray | None = None, theta_deg: np.ndarray | None = None,
+                      ref_co_power: np.ndarray | None = None, ref_cross_power: np.ndarray | None = None, *,
+                      groups: np.ndarray, is_reference: np.ndarray, n_groups: int) -> np.ndarray:
+    """Melt ratio (dB): single-polarization ``R = 10 log10(P / P_ref)`` or, with ``cross_power``, Nagler's ``R_C``.
+
+    Parameters
+    ----------
+    co_power, cross_power
+        Multilooked linear power, ``(T, ...)``.
+    theta_deg
+        Incidence angle (degrees), ``(T, ...)``; needed with ``cross_power``.
+    ref_co_power, ref_cross_power
+        Dry references ``(G, ...)`` (linear power); the mean of each group's
+        reference scenes (:func:`reference_power_kernel`) when None.
+    groups, is_reference, n_groups
+        Group index per scene, reference scenes, number of groups.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(T, ...)``: ``R_co`` or ``W R_cross + (1 - W) R_co`` (dB); computed
+        scene by scene so that the temporaries stay in the CPU cache.
+    """
+    ref_co = reference_power_kernel(co_power, groups, is_reference, n_groups) if ref_co_power is None else ref_co_power
+    if cross_power is not None:
+        ref_cross = (reference_power_kernel(cross_power, groups, is_reference, n_groups)
+                     if ref_cross_power is None else ref_cross_power)
+    out = np.empty(co_power.shape, dtype=np.float32)
+    for i, g in enumerate(groups):
+        ratio = power_to_db(np.divide(co_power[i], ref_co[g], dtype=np.float32))
+        if cross_power is not None:
+            cross = power_to_db(np.divide(cross_power[i], ref_cross[g], dtype=np.float32))
+            cross -= ratio
+            cross *= nagler_weight(theta_deg[i])
+            ratio += cross
+        out[i] = ratio
     return out
 
 
-def ratio_db_kernel(sigma_db: np.ndarray, reference_db: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """``sigma - reference`` of each scene's group (dB): ``(..., T)`` minus ``(..., G)`` picked by ``groups`` ``(T,)``."""
-    return (sigma_db - np.take(reference_db, groups, axis=-1)).astype(np.float32)
+def reference_block_kernel(sigma_db: np.ndarray, *, window_px: int, groups: np.ndarray, is_reference: np.ndarray,
+                           n_groups: int) -> np.ndarray:
+    """Dry reference (dB) ``(G, ny, nx)`` of a halo-padded ``(T, ny + 2h, nx + 2h)`` block: only reference scenes are multilooked."""
+    power = multilook_block_kernel(sigma_db[is_reference], window_px=window_px)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return power_to_db(reference_power_kernel(power, groups[is_reference], np.ones(power.shape[0], bool), n_groups))
+
+
+def melt_block_kernel(co_db: np.ndarray, cross_db: np.ndarray | None = None, theta_deg: np.ndarray | None = None,
+                      ref_co_db: np.ndarray | None = None, ref_cross_db: np.ndarray | None = None, *, window_px: int,
+                      groups: np.ndarray, is_reference: np.ndarray, n_groups: int) -> np.ndarray:
+    """The whole per-block melt ratio: multilook halo-padded dB blocks, then :func:`melt_ratio_kernel`.
+
+    ``co_db``/``cross_db`` are ``(T, ny + 2h, nx + 2h)`` with ``h = window_px // 2``;
+    ``theta_deg`` ``(T, ny, nx)``; given references ``(G, ny, nx)`` in dB. One task
+    reads its inputs once and keeps every temporary at block or scene size.
+    """
+    def power(db: np.ndarray | None) -> np.ndarray | None:
+        return None if db is None else multilook_block_kernel(db, window_px=window_px)
+
+    def reference(db: np.ndarray | None) -> np.ndarray | None:
+        return None if db is None else db_to_power(db)
+
+    return melt_ratio_kernel(power(co_db), power(cross_db), theta_deg, reference(ref_co_db), reference(ref_cross_db),
+                             groups=groups, is_reference=is_reference, n_groups=n_groups)
 
 
 def classify_kernel(ratio_db: np.ndarray, threshold_db: float) -> np.ndarray:
     """Melt flag (int8): MELT where ``ratio < threshold``, DRY where finite and not, UNKNOWN where NaN."""
-    return np.where(np.isfinite(ratio_db), np.where(ratio_db < threshold_db, MELT, DRY), UNKNOWN).astype(np.int8)
+    flags = (ratio_db < threshold_db).astype(np.int8)
+    flags[np.isnan(ratio_db)] = UNKNOWN
+    return flags
+
+
+def _time_first(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """Adapt a time-first reduction kernel to ``apply_ufunc``, which hands the core dim (time) last (a view, no copy)."""
+    def wrapped(*arrays: np.ndarray, **kwargs: Any) -> Any:
+        return kernel(*(np.moveaxis(a, -1, 0) for a in arrays), **kwargs)
+    return wrapped
 
 
 def _scan_runs(is_melt: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -147,33 +273,33 @@ def _scan_runs(is_melt: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
     Unknown scenes neither count nor break a run. Loops over time, vectorized over pixels.
     """
-    n = is_melt.shape[-1]
+    n = is_melt.shape[0]
     forward = np.zeros(is_melt.shape, dtype=np.int32)
     backward = np.zeros(is_melt.shape, dtype=np.int32)
-    run = np.zeros(is_melt.shape[:-1], dtype=np.int32)
+    run = np.zeros(is_melt.shape[1:], dtype=np.int32)
     for i in range(n):
-        run = np.where(valid[..., i], np.where(is_melt[..., i], run + 1, 0), run)
-        forward[..., i] = run
+        run = np.where(valid[i], np.where(is_melt[i], run + 1, 0), run)
+        forward[i] = run
     run[...] = 0
     for i in range(n - 1, -1, -1):
-        run = np.where(valid[..., i], np.where(is_melt[..., i], run + 1, 0), run)
-        backward[..., i] = run
+        run = np.where(valid[i], np.where(is_melt[i], run + 1, 0), run)
+        backward[i] = run
     return np.where(is_melt, forward + backward - 1, 0)
 
 
 def _neighbour_times(valid: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Time of the previous and of the next valid observation of every scene (NaN where none)."""
-    n = valid.shape[-1]
+    n = valid.shape[0]
     previous = np.full(valid.shape, np.nan)
     following = np.full(valid.shape, np.nan)
-    last = np.full(valid.shape[:-1], np.nan)
+    last = np.full(valid.shape[1:], np.nan)
     for i in range(n):
-        previous[..., i] = last
-        last = np.where(valid[..., i], t[i], last)
+        previous[i] = last
+        last = np.where(valid[i], t[i], last)
     last[...] = np.nan
     for i in range(n - 1, -1, -1):
-        following[..., i] = last
-        last = np.where(valid[..., i], t[i], last)
+        following[i] = last
+        last = np.where(valid[i], t[i], last)
     return previous, following
 
 
@@ -184,7 +310,7 @@ def season_kernel(flags: np.ndarray, t_days: np.ndarray, start_days: float, end_
     Parameters
     ----------
     flags
-        Melt flags (int8, MELT/DRY/UNKNOWN), shape ``(..., T)``, scenes in time order.
+        Melt flags (int8, MELT/DRY/UNKNOWN), shape ``(T, ...)``, scenes in time order.
     t_days
         Scene times (days, any origin), shape ``(T,)``.
     start_days, end_days
@@ -206,20 +332,21 @@ def season_kernel(flags: np.ndarray, t_days: np.ndarray, start_days: float, end_
     counted = _scan_runs(flags == MELT, valid) >= max(1, min_scenes)
     t = np.asarray(t_days, dtype=np.float64)
     n = t.size
-    seen = counted.any(axis=-1)
-    first = np.argmax(counted, axis=-1)
-    last = n - 1 - np.argmax(counted[..., ::-1], axis=-1)
+    seen = counted.any(axis=0)
+    first = np.argmax(counted, axis=0)
+    last = n - 1 - np.argmax(counted[::-1], axis=0)
     onset = np.where(seen, t[first], np.nan)
     end = np.where(seen, t[last], np.nan)
     previous, following = _neighbour_times(valid, t)
-    previous = np.where(np.isnan(previous), t - (following - t), previous)
-    following = np.where(np.isnan(following), t + (t - previous), following)
-    lower = np.clip(np.where(np.isnan(previous), t, (previous + t) / 2.0), start_days, end_days)
-    upper = np.clip(np.where(np.isnan(following), t, (t + following) / 2.0), start_days, end_days)
-    days = np.where(counted, upper - lower, 0.0).sum(axis=-1)
-    days = np.where(valid.any(axis=-1), days, np.nan)
+    tt = t.reshape((n,) + (1,) * (flags.ndim - 1))
+    previous = np.where(np.isnan(previous), tt - (following - tt), previous)
+    following = np.where(np.isnan(following), tt + (tt - previous), following)
+    lower = np.clip(np.where(np.isnan(previous), tt, (previous + tt) / 2.0), start_days, end_days)
+    upper = np.clip(np.where(np.isnan(following), tt, (tt + following) / 2.0), start_days, end_days)
+    days = np.where(counted, upper - lower, 0.0).sum(axis=0)
+    days = np.where(valid.any(axis=0), days, np.nan)
     return (onset.astype(np.float32), end.astype(np.float32), days.astype(np.float32),
-            valid.sum(axis=-1).astype(np.int16))
+            valid.sum(axis=0).astype(np.int16))
 
 
 # =========================================================================== #
@@ -269,23 +396,59 @@ def _reference_scenes(cube: xr.Dataset, reference: Any, reference_months: Sequen
                     f"or a Dataset from dry_reference(); got {type(reference).__name__}")
 
 
+def _check_reference_scenes(labels: np.ndarray, groups: np.ndarray, is_reference: np.ndarray, group_by: str,
+                            reference: Any, reference_months: Sequence[int]) -> str:
+    """The reference period in words; raises when a group has no reference scene."""
+    period = f"{reference[0]} to {reference[1]}" if reference is not None else f"months {tuple(reference_months)}"
+    for g, label in enumerate(labels.tolist()):
+        if not np.any(is_reference & (groups == g)):
+            raise ValueError(f"no reference scene for {group_by}={label!r} in {period}; "
+                             "pass reference=(start, end) covering dry (winter) scenes of every orbit")
+    return period
+
+
+def _roles(kernel: Callable[..., np.ndarray], roles: Sequence[str]) -> Callable[..., np.ndarray]:
+    """``kernel`` taking its array arguments by keyword ``roles`` in the order given (optional inputs)."""
+    return partial(_call_with_roles, kernel, tuple(roles))
+
+
+def _call_with_roles(kernel: Callable[..., np.ndarray], roles: tuple[str, ...], *arrays: np.ndarray, **kwargs: Any) -> np.ndarray:
+    return kernel(**dict(zip(roles, arrays)), **kwargs)
+
+
 def _temporal(var: xr.DataArray) -> xr.DataArray:
     """``var`` with the whole time axis in one chunk (dask-backed inputs only)."""
     return var.chunk(temporal_chunks(var)) if var.chunks is not None else var
 
 
-def _multilooked(var: xr.DataArray, window_px: int) -> xr.DataArray:
-    """NaN-aware box average of each scene in linear power (map_overlap with a ``window_px // 2`` halo)."""
-    if window_px <= 1:
-        return var
-    var = var.transpose(..., cv.Y, cv.X)
-    if var.chunks is None:
-        return var.copy(data=multilook_db_kernel(np.asarray(var.values, dtype=np.float32), window_px))
-    halo = window_px // 2
-    depth = {i: (halo if d in (cv.Y, cv.X) else 0) for i, d in enumerate(var.dims)}
-    data = da.map_overlap(multilook_db_kernel, var.data.astype(np.float32), depth=depth, boundary="none",
-                          dtype=np.float32, window_px=window_px)
-    return var.copy(data=data)
+def _run_blocks(kernel: Callable[..., np.ndarray], padded: Sequence[xr.DataArray], plain: Sequence[xr.DataArray],
+                halo: int, n_out: int, **kwargs: Any) -> np.ndarray | da.Array:
+    """Run a time-first block kernel over ``(T, y, x)`` tiles holding the whole time axis.
+
+    ``padded`` variables (time, y, x) reach the kernel with a ``halo``-px context on
+    every side (neighbouring tiles, NaN beyond the array's edges); ``plain``
+    variables (``(T or G, y, x)``) without. The output is ``(n_out, y, x)`` float32,
+    numpy for numpy inputs, else a dask array on the tiles of
+    :func:`cryocube.chunking.temporal_chunks` (halo exchange with
+    ``dask.array.overlap``, then ``map_blocks``). Fusing the multilook, the
+    reference and the ratio in one task measured 2x faster and 4x leaner than a
+    multilook task followed by a temporal task (``benchmarks/melt.py``).
+    """
+    padded = [v.transpose(cv.TIME, cv.Y, cv.X) for v in padded]
+    plain = [v.transpose(..., cv.Y, cv.X) for v in plain]
+    if all(v.chunks is None for v in (*padded, *plain)):
+        width = ((0, 0), (halo, halo), (halo, halo))
+        arrays = [np.pad(np.asarray(v.values, dtype=np.float32), width, constant_values=np.nan) for v in padded]
+        return kernel(*arrays, *(np.asarray(v.values) for v in plain), **kwargs)
+    tiles = temporal_chunks(padded[0])
+    blocks = [v.chunk(tiles).data.astype(np.float32) for v in padded]
+    if halo:
+        blocks = [da.overlap.overlap(b, depth={0: 0, 1: halo, 2: halo}, boundary={0: "none", 1: np.nan, 2: np.nan})
+                  for b in blocks]
+    yx = padded[0].chunk(tiles).chunks[1:]
+    others = [v.chunk({v.dims[0]: -1, cv.Y: yx[0], cv.X: yx[1]}).data for v in plain]
+    return da.map_blocks(kernel, *blocks, *others, dtype=np.float32, chunks=((n_out,), *yx),
+                         meta=np.empty((0, 0, 0), np.float32), **kwargs)
 
 
 def dry_reference(
@@ -332,22 +495,14 @@ def dry_reference(
     _check_backscatter(cube, variables)
     labels, groups = scene_groups(cube, group_by)
     is_reference = _reference_scenes(cube, reference, reference_months)
-    period = f"{reference[0]} to {reference[1]}" if reference is not None else f"months {tuple(reference_months)}"
-    for g, label in enumerate(labels.tolist()):
-        if not np.any(is_reference & (groups == g)):
-            raise ValueError(f"no reference scene for {group_by}={label!r} in {period}; "
-                             "pass reference=(start, end) covering dry (winter) scenes of every orbit")
+    period = _check_reference_scenes(labels, groups, is_reference, group_by, reference, reference_months)
     group_dim = group_by if group_by in cube.coords else "group"
     out = {}
     for name in variables:
-        var = _temporal(_multilooked(cube[name], window_px)).transpose(cv.Y, cv.X, cv.TIME)
-        ref = xr.apply_ufunc(
-            reference_db_kernel, var, input_core_dims=[[cv.TIME]], output_core_dims=[[group_dim]],
-            kwargs={"groups": groups, "is_reference": is_reference, "n_groups": labels.size},
-            dask="parallelized", output_dtypes=[np.float32], dask_gufunc_kwargs={"output_sizes": {group_dim: labels.size}},
-        )
-        out[name] = ref.transpose(group_dim, cv.Y, cv.X).assign_attrs(
-            units="dB", long_name=f"dry reference {name} backscatter (mean in linear power)")
+        data = _run_blocks(reference_block_kernel, [cube[name]], [], window_px // 2, labels.size, window_px=window_px,
+                           groups=groups, is_reference=is_reference, n_groups=labels.size)
+        out[name] = xr.DataArray(data, dims=(group_dim, cv.Y, cv.X), coords={cv.Y: cube[cv.Y], cv.X: cube[cv.X]},
+                                 attrs={"units": "dB", "long_name": f"dry reference {name} backscatter (mean in linear power)"})
     ref_items = cube["item_id"].values[is_reference].tolist() if "item_id" in cube.coords else []
     ds = xr.Dataset(out, coords={group_dim: labels})
     return ds.assign_attrs(reference_period=period, reference_scenes=int(is_reference.sum()),
@@ -361,12 +516,6 @@ def _incidence(cube: xr.Dataset) -> xr.DataArray:
         return cube["view_incidence_angle"].astype(np.float32).broadcast_like(cube[[cv.Y, cv.X]].to_array().isel(variable=0, drop=True))
     raise ValueError("method='nagler' needs the incidence angle: the cube has neither an "
                      f"{cv.INCIDENCE_ANGLE!r} variable nor a 'view_incidence_angle' coordinate")
-
-
-def _nagler_ratio(co: np.ndarray, cross: np.ndarray, ref_co: np.ndarray, ref_cross: np.ndarray,
-                  theta: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    weight = nagler_weight(theta)
-    return (weight * ratio_db_kernel(cross, ref_cross, groups) + (1.0 - weight) * ratio_db_kernel(co, ref_co, groups)).astype(np.float32)
 
 
 def detect_melt(
@@ -433,32 +582,33 @@ def detect_melt(
     names = (variable,) if method == "threshold" else (co_pol, cross_pol)
     _check_backscatter(cube, names)
     labels, groups = scene_groups(cube, group_by)
+    is_reference = np.zeros(groups.size, dtype=bool)
+    plain: list[xr.DataArray] = [_incidence(cube).astype(np.float32)] if method == "nagler" else []
+    roles = ["co_db", "cross_db", "theta_deg"][: len(names) + len(plain)]
     if isinstance(reference, xr.Dataset):
-        ref = _check_reference(reference, cube, names, labels, group_by)
+        given = _check_reference(reference, cube, names, labels, group_by)
+        plain += [given[name] for name in names]
+        roles += ["ref_co_db", "ref_cross_db"][: len(names)]
+        period, n_reference = given.attrs.get("reference_period", "given"), given.attrs.get("reference_scenes", -1)
     else:
-        ref = dry_reference(cube, variables=names, reference=reference, reference_months=reference_months,
-                            group_by=group_by, window_px=window_px)
-    group_dim = next(d for d in ref[names[0]].dims if d not in (cv.Y, cv.X))
-    looked = [_temporal(_multilooked(cube[name], window_px)).transpose(cv.Y, cv.X, cv.TIME) for name in names]
-    refs = [ref[name].transpose(cv.Y, cv.X, group_dim) for name in names]
-    if method == "threshold":
-        func, args, core = ratio_db_kernel, [looked[0], refs[0]], [[cv.TIME], [group_dim]]
-    else:
-        theta = _temporal(_incidence(cube).astype(np.float32)).transpose(cv.Y, cv.X, cv.TIME)
-        func, args, core = _nagler_ratio, [*looked, *refs, theta], [[cv.TIME]] * 2 + [[group_dim]] * 2 + [[cv.TIME]]
-    ratio = xr.apply_ufunc(func, *args, input_core_dims=core, output_core_dims=[[cv.TIME]],
-                           kwargs={"groups": groups}, dask="parallelized", output_dtypes=[np.float32])
+        is_reference = _reference_scenes(cube, reference, reference_months)
+        period = _check_reference_scenes(labels, groups, is_reference, group_by, reference, reference_months)
+        n_reference = int(is_reference.sum())
+    data = _run_blocks(_roles(melt_block_kernel, roles), [cube[name] for name in names], plain, window_px // 2,
+                       cube.sizes[cv.TIME], window_px=int(window_px), groups=groups, is_reference=is_reference,
+                       n_groups=labels.size)
+    dims = (cv.TIME, cv.Y, cv.X)
+    ratio = xr.DataArray(data, dims=dims)
     flags = xr.apply_ufunc(classify_kernel, ratio, kwargs={"threshold_db": threshold},
                            dask="parallelized", output_dtypes=[np.int8])
-    dims = (cv.TIME, cv.Y, cv.X)
     params = {"method": method, "threshold_db": threshold, "variables": list(names), "group_by": group_by,
-              "window_px": int(window_px), "reference": ref.attrs.get("reference_period", "given")}
+              "window_px": int(window_px), "reference": period}
     out = xr.Dataset({
         "melt": flags.transpose(*dims).assign_attrs(_FLAG_ATTRS),
         "ratio_db": ratio.transpose(*dims).assign_attrs(
             units="dB", long_name="backscatter change vs dry reference" if method == "threshold" else "Nagler combined ratio R_C"),
     })
-    out = out.assign_coords({k: v for k, v in cube.coords.items() if k not in out.coords})
+    out = out.assign_coords({k: v for k, v in cube.coords.items() if set(v.dims) <= set(dims)})
     return out.assign_attrs({
         cv.ATTR_VERSION: cryocube.__version__,
         cv.ATTR_ITEMS: cube.attrs.get(cv.ATTR_ITEMS, []),
@@ -466,7 +616,7 @@ def detect_melt(
         "melt_method": method,
         "threshold_db": threshold,
         "reference_period": params["reference"],
-        "reference_scenes": ref.attrs.get("reference_scenes", -1),
+        "reference_scenes": n_reference,
     })
 
 
@@ -545,7 +695,7 @@ def melt_season(melt: xr.Dataset | xr.DataArray, *, year_start: str = "01-01", m
         t_days = np.asarray((times[in_season] - jan1) / pd.Timedelta(days=1), dtype=np.float64) + 1.0
         bounds = ((start - jan1) / pd.Timedelta(days=1) + 1.0, (end - jan1) / pd.Timedelta(days=1) + 1.0)
         onset, last, days, count = xr.apply_ufunc(
-            season_kernel, sub, input_core_dims=[[cv.TIME]], output_core_dims=[[], [], [], []],
+            _time_first(season_kernel), sub, input_core_dims=[[cv.TIME]], output_core_dims=[[], [], [], []],
             kwargs={"t_days": t_days, "start_days": bounds[0], "end_days": bounds[1], "min_scenes": int(min_scenes)},
             dask="parallelized", output_dtypes=[np.float32, np.float32, np.float32, np.int16],
         )

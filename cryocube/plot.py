@@ -176,3 +176,95 @@ def aws_melt_plot(temperature: xr.DataArray, melt_days: xr.DataArray, path: str 
     ax.tick_params(labelsize=7)
     ax.set_title(title or melt_days.attrs.get("rule", "AWS melt days"), fontsize=9)
     return _save(fig, path)
+
+
+def melt_maps(season: xr.Dataset, path: str | Path, *, year: int | None = None, title: str | None = None) -> Path:
+    """Save maps of melt onset (day of year) and melt days for one season, as PNG.
+
+    Parameters
+    ----------
+    season
+        Output of :func:`cryocube.melt_season` (``melt_onset``, ``melt_days`` on ``(year, y, x)``).
+    path
+        Output PNG file.
+    year
+        Season to show (default: the first).
+    title
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The PNG written (computes the selected season).
+    """
+    plt = _pyplot()
+    one = (season.isel(year=0) if year is None else season.sel(year=year)).compute()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), constrained_layout=True)
+    panels = (("melt_onset", "melt onset (day of year)", "plasma"), ("melt_days", "melt days", "viridis"))
+    for ax, (name, label, cmap) in zip(axes, panels):
+        image = ax.imshow(one[name].transpose(cv.Y, cv.X).values, extent=_extent(one[name]), cmap=cmap, origin="upper")
+        fig.colorbar(image, ax=ax, label=label, shrink=0.85)
+        ax.set_title(f"{label}, {int(one['year'])}", fontsize=9)
+        ax.set_xlabel("x (m)")
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("y (m)")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def melt_timeseries(
+    cube: xr.Dataset,
+    melt: xr.Dataset,
+    points: Sequence[tuple[float, float]],
+    path: str | Path,
+    *,
+    variable: str = "hh",
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Save backscatter against time at a few points, with the detected melt scenes shaded, as PNG.
+
+    Parameters
+    ----------
+    cube
+        The ``(time, y, x)`` backscatter cube (dB) melt was detected on.
+    melt
+        Output of :func:`cryocube.detect_melt` on ``cube``.
+    points
+        ``(x, y)`` positions in the cube's coordinate units; the nearest pixel is used.
+    path
+        Output PNG file.
+    variable
+        Backscatter variable to draw.
+    labels
+        One label per point (default: the coordinates).
+    title
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The PNG written (computes the selected pixels only).
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(points), 1, figsize=(9, 2.2 * len(points)), sharex=True, squeeze=False, constrained_layout=True)
+    times = cube[cv.TIME].values
+    for k, (x, y) in enumerate(points):
+        ax = axes[k, 0]
+        at = {cv.X: x, cv.Y: y}
+        sigma = cube[variable].sel(at, method="nearest").values
+        flags = melt["melt"].sel(at, method="nearest").values
+        for orbit in np.unique(cube["relative_orbit"].values) if "relative_orbit" in cube.coords else [None]:
+            sel = np.ones(times.size, bool) if orbit is None else cube["relative_orbit"].values == orbit
+            ax.plot(times[sel], sigma[sel], ".-", ms=3, lw=0.8, label=f"{variable} R{orbit:03d}" if orbit is not None else variable)
+        for t0, t1, wet in zip(times[:-1], times[1:], flags[:-1] == 1):
+            if wet:
+                ax.axvspan(t0, t1, color="tab:blue", alpha=0.15, lw=0)
+        ax.set_ylabel(f"{variable} (dB)")
+        ax.set_title(labels[k] if labels else f"x={x:.0f} m, y={y:.0f} m (shaded: detected melt)", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

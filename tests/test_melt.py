@@ -9,8 +9,8 @@ from scipy import ndimage
 
 import cryocube as cc
 from cryocube import melt_scenes
-from cryocube.melt import (DRY, MELT, UNKNOWN, classify_kernel, detect_melt, dry_reference, melt_season,
-                           multilook_db_kernel, nagler_weight, reference_db_kernel, season_kernel)
+from cryocube.melt import (DRY, MELT, UNKNOWN, classify_kernel, detect_melt, dry_reference, melt_ratio_kernel,
+                           melt_season, multilook_power, nagler_weight, reference_power_kernel, season_kernel)
 from cryocube.testing import raise_if_dask_computes
 
 REVISIT_DAYS = 6.0
@@ -35,22 +35,29 @@ def test_nagler_weight_matches_the_paper():
 
 
 def test_reference_is_the_linear_power_mean_per_group():
-    sigma = np.array([[-10.0, -20.0, 0.0, np.nan, -3.0]])  # one pixel, five scenes
+    power = 10 ** (np.array([-10.0, -20.0, 0.0, np.nan, -3.0], dtype=np.float32).reshape(5, 1) / 10)  # 5 scenes, 1 pixel
     groups = np.array([0, 0, 1, 1, 0])
     is_ref = np.array([True, True, True, True, False])
-    ref = reference_db_kernel(sigma, groups, is_ref, 2)
-    np.testing.assert_allclose(ref[0, 0], 10 * np.log10((0.1 + 0.01) / 2), rtol=1e-6)
-    np.testing.assert_allclose(ref[0, 1], 0.0, atol=1e-6)  # NaN scene skipped
+    ref = reference_power_kernel(power, groups, is_ref, 2)
+    np.testing.assert_allclose(ref[:, 0], [(0.1 + 0.01) / 2, 1.0], rtol=1e-6)  # NaN scene skipped
+    ratio = melt_ratio_kernel(power, groups=groups, is_reference=is_ref, n_groups=2)
+    np.testing.assert_allclose(ratio[4, 0], -3.0 - 10 * np.log10(0.055), rtol=1e-5)
+    theta = np.full((5, 1), 32.5, np.float32)  # W = 0.75
+    nagler = melt_ratio_kernel(power, power / 10, theta, groups=groups, is_reference=is_ref, n_groups=2)
+    np.testing.assert_allclose(nagler, ratio, rtol=1e-5)  # same ratio on both polarizations
 
 
 def test_multilook_averages_power_and_keeps_nodata():
     image = np.full((5, 5), -10.0, dtype=np.float32)
     image[2, 2] = 0.0
     image[0, 0] = np.nan
-    out = multilook_db_kernel(image, 3)
-    np.testing.assert_allclose(out[2, 2], 10 * np.log10((8 * 0.1 + 1.0) / 9), rtol=1e-5)
-    np.testing.assert_allclose(out[1, 0], 10 * np.log10((4 * 0.1) / 4), rtol=1e-5)  # edge: 2x2 valid, NaN excluded
+    out = multilook_power(np.pad(image, 1, constant_values=np.nan), 3)
+    assert out.shape == (5, 5)
+    np.testing.assert_allclose(out[2, 2], (8 * 0.1 + 1.0) / 9, rtol=1e-5)
+    np.testing.assert_allclose(out[1, 0], (4 * 0.1) / 4, rtol=1e-5)  # edge: 5 valid pixels of the 6 inside the image
     assert np.isnan(out[0, 0])
+    full = multilook_power(np.full((4, 4), -10.0, np.float32), 3)  # all valid: the fast path
+    np.testing.assert_allclose(full, 0.1, rtol=1e-5)
 
 
 def test_classify_flags():
@@ -62,15 +69,15 @@ def test_season_kernel_by_hand():
     # scenes every 6 days; one isolated false alarm (day 13), an unknown scene inside the melt run
     t = np.array([1.0, 7.0, 13.0, 19.0, 25.0, 31.0, 37.0, 43.0, 49.0])
     f = np.array([DRY, DRY, MELT, DRY, MELT, UNKNOWN, MELT, MELT, DRY], dtype=np.int8)
-    onset, end, days, n = season_kernel(f[None], t, 1.0, 366.0, 2)
+    onset, end, days, n = season_kernel(f[:, None], t, 1.0, 366.0, 2)
     assert onset[0] == 25.0 and end[0] == 43.0 and n[0] == 8
     # counted scenes 25, 37, 43: [22, 31], [31, 40], [40, 46] -> 24 days (the unknown scene's time is shared)
     assert days[0] == pytest.approx(24.0)
-    onset1, _, days1, _ = season_kernel(f[None], t, 1.0, 366.0, 1)
+    onset1, _, days1, _ = season_kernel(f[:, None], t, 1.0, 366.0, 1)
     assert onset1[0] == 13.0 and days1[0] == pytest.approx(30.0)
-    none = season_kernel(np.full((1, 9), DRY, np.int8), t, 1.0, 366.0, 2)
+    none = season_kernel(np.full((9, 1), DRY, np.int8), t, 1.0, 366.0, 2)
     assert np.isnan(none[0][0]) and none[2][0] == 0.0
-    unknown = season_kernel(np.full((1, 9), UNKNOWN, np.int8), t, 1.0, 366.0, 2)
+    unknown = season_kernel(np.full((9, 1), UNKNOWN, np.int8), t, 1.0, 366.0, 2)
     assert np.isnan(unknown[2][0]) and unknown[3][0] == 0
 
 
@@ -206,3 +213,16 @@ def test_errors_for_units_incidence_and_flags(scene):
         melt_season(detect_melt(cube).melt.astype(float))
     with pytest.raises(ValueError, match="MM-DD"):
         melt_season(detect_melt(cube), year_start="July")
+
+
+def test_validate_against_a_station_in_the_wet_snow_zone(scene):
+    """validate_melt takes detect_melt's output; a station whose daily melt is the truth agrees with the map."""
+    cube, truth = scene
+    row, col = 20, 32  # wet-snow zone
+    onset, end = float(truth.melt_onset_doy[row, col]), float(truth.melt_end_doy[row, col])
+    days = xr.DataArray(np.arange(1, 366), dims="time").astype(float)
+    station = xr.DataArray(((days >= np.floor(onset) + 1) & (days < np.floor(end))).astype(float).values, dims="time",
+                           coords={"time": np.datetime64("2019-01-01") + (np.arange(365)).astype("timedelta64[D]")})
+    result = cc.validate_melt(detect_melt(cube, method="nagler"), station, x=float(cube.x[col]), y=float(cube.y[row]))
+    assert result.n_used >= 110 and result.accuracy >= 0.95 and result.kappa >= 0.85
+    assert result.tp + result.fn == int(station.sel(time=cube.time.dt.floor("D").values).sum())
