@@ -118,7 +118,7 @@ def _cmd_melt(args: argparse.Namespace) -> int:
                        reference_months=args.reference_months, window_px=args.window)
     season = melt_season(melt, year_start=args.year_start, min_scenes=args.min_scenes)
     start = time.perf_counter()
-    write_product(season.merge(melt[["melt"]]), args.out, mode=args.mode, progress=True)
+    write_product(season.merge(melt[["melt"]], compat="override"), args.out, mode=args.mode, progress=True)
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: melt flags for {melt.sizes['time']} scenes, "
           f"seasons {season['year'].values.tolist()} ({melt.attrs['melt_method']}, threshold {melt.attrs['threshold_db']:g} dB, "
           f"reference {melt.attrs['reference_period']})")

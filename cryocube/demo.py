@@ -1,7 +1,9 @@
 """``cryocube demo``: the whole chain on the bundled catalogs.
 
 Cubes (search, build, write, reopen, quicklook), then one velocity map per sensor
-by offset tracking, checked against the simulator's truth.
+by offset tracking, then incidence-angle normalization and surface-melt maps from
+the Sentinel-1 cube, each checked against the simulator's truth, and the melt days
+of a real PROMICE weather station when ``../shared/data`` is present.
 
 Later algorithm issues add their step here, each reading the cubes written by
 the steps before it.
@@ -80,6 +82,75 @@ def demo_velocity(cube: xr.Dataset, step: VelocityStep, out: Path) -> xr.Dataset
     return velocity
 
 
+#: Dry reference of the bundled S1 cube: its April scenes (melt starts mid-May at the lowest pixel).
+MELT_REFERENCE = ("2019-04-01", "2019-04-30")
+#: Elevation quantiles (over ice) of the points in the backscatter time-series plot.
+MELT_POINT_QUANTILES = (0.05, 0.5, 0.95)
+#: The PROMICE KPC_U logger file (hourly, May-July 2019) shown by the demo when the shared data are present.
+PROMICE_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "promice_aws_raw_logger" / "test_raw_SlimTableMem1.txt"
+
+
+def demo_melt(cube: xr.Dataset, out: Path) -> xr.Dataset:
+    """Normalize the S1 cube's incidence angle, detect melt, write maps and plots, print accuracy against the simulator."""
+    from cryocube import synthetic as syn
+    from cryocube.incidence import fit_incidence_slope, normalize_incidence
+    from cryocube.melt import detect_melt, melt_season
+    from cryocube.plot import melt_maps, melt_timeseries
+    from cryocube.store import write_product
+
+    start = time.perf_counter()
+    truth = syn.truth_dataset()
+    dem = truth["elevation"]  # the simulator's DEM stands in for a real one (e.g. ArcticDEM)
+    model = fit_incidence_slope(cube, dem=dem, predictors=("elevation",))
+    normalized = normalize_incidence(cube, model_or_slope=model, dem=dem)
+    for pol in ("hh", "hv"):
+        slope = model.slope_map(cube, variable=pol, dem=dem)
+        error = float(np.sqrt(((slope - truth[f"slope_{pol}"]) ** 2).mean()))
+        print(f"[melt] incidence slope {pol}: fitted on {model.diagnostics[pol]['n_pairs']} asc/desc pairs, "
+              f"RMS error vs simulator {error:.4f} dB/degree (true {float(truth[f'slope_{pol}'].min()):.3f} to "
+              f"{float(truth[f'slope_{pol}'].max()):.3f})")
+    melt = detect_melt(normalized, method="nagler", reference=MELT_REFERENCE, window_px=5)
+    season = melt_season(melt).compute()
+    write_product(season.merge(melt[["melt"]], compat="override"), out / "melt_s1.zarr", mode="w")
+    one = season.sel(year=2019)
+    ice = truth["ice_fraction"].values > 0.99
+    onset_error = one["melt_onset"].values - truth["melt_onset_doy"].values
+    end_error = one["melt_end"].values - truth["melt_end_doy"].values
+    within = (np.abs(onset_error) <= syn.S1_REPEAT_DAYS) & (np.abs(end_error) <= syn.S1_REPEAT_DAYS)
+    print(f"[melt] Nagler wet snow vs {MELT_REFERENCE[0]}..{MELT_REFERENCE[1]} reference in {time.perf_counter() - start:.1f} s: "
+          f"onset and end within one revisit ({syn.S1_REPEAT_DAYS} days) of the simulator on {100 * within[ice].mean():.1f}% "
+          f"of ice pixels; median onset error {np.nanmedian(onset_error[ice]):+.1f} d, end {np.nanmedian(end_error[ice]):+.1f} d")
+    print(f"[melt] maps: {melt_maps(season, out / 'melt_maps.png', title='cryocube demo: melt onset and melt days (S1, Nagler)')}")
+    z = truth["elevation"].where(truth["ice_fraction"] > 0.99)
+    points, labels = [], []
+    for q in MELT_POINT_QUANTILES:
+        row, col = np.unravel_index(int(np.nanargmin(np.abs(z.values - np.nanquantile(z.values, q)))), z.shape)
+        points.append((float(z.x[col]), float(z.y[row])))
+        labels.append(f"ice at {float(z[row, col]):.0f} m: true melt day {float(truth['melt_onset_doy'][row, col]):.0f} to "
+                      f"{float(truth['melt_end_doy'][row, col]):.0f}, detected {float(one['melt_onset'][row, col]):.0f} to "
+                      f"{float(one['melt_end'][row, col]):.0f} (shaded)")
+    png = melt_timeseries(normalized, melt, points, out / "melt_timeseries.png", labels=labels,
+                          title="HH backscatter (normalized to 35 degrees) per relative orbit, detected melt shaded")
+    print(f"[melt] backscatter time series: {png}")
+    return season
+
+
+def demo_station(out: Path) -> None:
+    """Melt days of the PROMICE KPC_U station (2019) from its logger file, with a plot (skipped without shared data)."""
+    from cryocube.aws import aws_melt_days, read_aws_logger
+    from cryocube.plot import aws_melt_plot
+
+    if not PROMICE_FILE.exists():
+        print(f"[aws] {PROMICE_FILE} not found: station step skipped")
+        return
+    station = read_aws_logger(PROMICE_FILE)
+    days = aws_melt_days(station["Temperature_Avg"], method="max")
+    known = days.dropna("time")
+    print(f"[aws] {station.attrs.get('station_name', PROMICE_FILE.name)}: {int(known.sum())} melt days of {known.sizes['time']} "
+          f"known days (daily max air temperature > 0 C), {str(known.time.values[0])[:10]} to {str(known.time.values[-1])[:10]}")
+    print(f"[aws] plot: {aws_melt_plot(station['Temperature_Avg'], days, out / 'aws_kpc_u_2019.png')}")
+
+
 def run_demo(out: str | Path = "cryocube-demo", catalogs: str | Path = "catalogs") -> dict[str, xr.Dataset]:
     """Search, build, store and reopen the demo cubes; print a summary and save a quicklook.
 
@@ -121,6 +192,8 @@ def run_demo(out: str | Path = "cryocube-demo", catalogs: str | Path = "catalogs
         print(f"[{name}] quicklook: {png}")
     for step in DEMO_VELOCITIES:
         demo_velocity(cubes[step.cube], step, out)
+    demo_melt(cubes["s1"], out)
+    demo_station(out)
     scenes = ", ".join(f"{name} {cube.sizes[cv.TIME]} scenes" for name, cube in cubes.items())
     stored = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"done in {time.perf_counter() - started:.1f} s: {scenes}; {stored / 1e6:.1f} MB in {out}")

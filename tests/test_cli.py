@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import cryocube as cc
 from cryocube.cli import build_parser, main
@@ -85,3 +86,26 @@ def test_demo_writes_cubes_and_quicklooks(tmp_path):
         assert f"[velocity_{name}]   vs simulator truth over glacier" in result.stdout
     assert cc.open_cube(tmp_path / "demo" / "s1.zarr").sizes["time"] == 66
     assert cc.open_cube(tmp_path / "demo" / "s2.zarr").sizes["time"] == 15
+    for png in ("melt_maps.png", "melt_timeseries.png"):
+        assert (tmp_path / "demo" / png).stat().st_size > 10_000
+    assert "[melt] Nagler wet snow" in result.stdout
+    season = xr.open_zarr(tmp_path / "demo" / "melt_s1.zarr")
+    assert season.melt_onset.dims == ("year", "y", "x") and season.melt.sizes["time"] == 66
+
+
+def test_melt_command_writes_flags_seasons_and_maps(tmp_path, capsys):
+    store = tmp_path / "s1.zarr"
+    assert main(["cube", str(S1_CATALOG), "--assets", "hh", "hv", "incidence_angle", "--out", str(store)]) == 0
+    out = tmp_path / "melt.zarr"
+    argv = ["melt", str(store), "--out", str(out), "--reference", "2019-04-01", "2019-04-30", "--window", "5",
+            "--normalize", "slope", "--slope", "-0.14", "--maps", str(tmp_path / "maps.png")]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "nagler, threshold -2 dB, reference 2019-04-01 to 2019-04-30" in text
+    result = xr.open_zarr(out).compute()
+    assert set(result.data_vars) == {"melt", "melt_onset", "melt_end", "melt_days", "valid_scenes"}
+    assert 140 < float(result.melt_onset.median()) < 160  # simulator: onset 125 + z/25, z ~ 250-900 m
+    assert (tmp_path / "maps.png").stat().st_size > 10_000
+    assert main(argv) == 2  # refuses to overwrite
+    assert main(["melt", str(store), "--out", str(tmp_path / "m2.zarr")]) == 2  # no January-March scenes in the cube
+    assert "no reference scene for relative_orbit=25 in months (1, 2, 3)" in capsys.readouterr().err
