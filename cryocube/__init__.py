@@ -13,6 +13,9 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 from cryocube import accessor as _accessor  # noqa: F401  (registers ds.cryo)
+from cryocube.compute import configure_io_threads
+
+configure_io_threads()
 from cryocube.aws import AWSFormatError, MeltValidation, aws_melt_days, read_aws_logger, validate_melt
 from cryocube.catalog import CatalogError, search
 from cryocube.cube import build_cube, describe_cube, load_cube

@@ -188,41 +188,56 @@ def reference_power_kernel(power: np.ndarray, groups: np.ndarray, is_reference: 
     return total
 
 
-def melt_ratio_kernel(co_power: np.ndarray, cross_power: np.ndarray | None = None, theta_deg: np.ndarray | None = None,
+def melt_ratio_kernel(co: np.ndarray, cross: np.ndarray | None = None, theta_deg: np.ndarray | None = None,
                       ref_co_power: np.ndarray | None = None, ref_cross_power: np.ndarray | None = None, *,
-                      groups: np.ndarray, is_reference: np.ndarray, n_groups: int) -> np.ndarray:
-    """Melt ratio (dB): single-polarization ``R = 10 log10(P / P_ref)`` or, with ``cross_power``, Nagler's ``R_C``.
+                      groups: np.ndarray, is_reference: np.ndarray, n_groups: int,
+                      window_px: int | None = None) -> np.ndarray:
+    """Melt ratio (dB): single-polarization ``R = 10 log10(P / P_ref)`` or, with ``cross``, Nagler's ``R_C``.
 
     Parameters
     ----------
-    co_power, cross_power
-        Multilooked linear power, ``(T, ...)``.
+    co, cross
+        Co- and cross-polarized scenes, ``(T, ...)``: linear power when
+        ``window_px`` is None, else backscatter in dB with a NaN-padded halo of
+        ``window_px // 2`` px, ``(T, ny + 2h, nx + 2h)``, multilooked scene by scene
+        (:func:`multilook_power`).
     theta_deg
-        Incidence angle (degrees), ``(T, ...)``; needed with ``cross_power``.
+        Incidence angle (degrees), ``(T, ny, nx)``; needed with ``cross``.
     ref_co_power, ref_cross_power
-        Dry references ``(G, ...)`` (linear power); the mean of each group's
+        Dry references ``(G, ny, nx)`` (linear power); the mean of each group's
         reference scenes (:func:`reference_power_kernel`) when None.
     groups, is_reference, n_groups
         Group index per scene, reference scenes, number of groups.
+    window_px
+        Multilook window (px) of halo-padded dB inputs; None for power inputs.
 
     Returns
     -------
     np.ndarray
-        float32 ``(T, ...)``: ``R_co`` or ``W R_cross + (1 - W) R_co`` (dB); computed
-        scene by scene so that the temporaries stay in the CPU cache.
+        float32 ``(T, ny, nx)``: ``R_co`` or ``W R_cross + (1 - W) R_co`` (dB).
+        Computed one scene at a time so that every temporary stays in the CPU cache
+        and no block-sized intermediate is allocated.
     """
-    ref_co = reference_power_kernel(co_power, groups, is_reference, n_groups) if ref_co_power is None else ref_co_power
-    if cross_power is not None:
-        ref_cross = (reference_power_kernel(cross_power, groups, is_reference, n_groups)
-                     if ref_cross_power is None else ref_cross_power)
-    out = np.empty(co_power.shape, dtype=np.float32)
+    def scene(a: np.ndarray, i: int) -> np.ndarray:
+        return a[i] if window_px is None else multilook_power(a[i], window_px)
+
+    def reference(a: np.ndarray, given: np.ndarray | None) -> np.ndarray:
+        if given is not None:
+            return given
+        picked = np.flatnonzero(is_reference)
+        power = np.stack([scene(a, i) for i in picked])
+        return reference_power_kernel(power, groups[picked], np.ones(picked.size, bool), n_groups)
+
+    ref_co = reference(co, ref_co_power)
+    ref_cross = reference(cross, ref_cross_power) if cross is not None else None
+    out = np.empty((co.shape[0],) + ref_co.shape[1:], dtype=np.float32)
     for i, g in enumerate(groups):
-        ratio = power_to_db(np.divide(co_power[i], ref_co[g], dtype=np.float32))
-        if cross_power is not None:
-            cross = power_to_db(np.divide(cross_power[i], ref_cross[g], dtype=np.float32))
-            cross -= ratio
-            cross *= nagler_weight(theta_deg[i])
-            ratio += cross
+        ratio = power_to_db(np.divide(scene(co, i), ref_co[g], dtype=np.float32))
+        if cross is not None:
+            cross_ratio = power_to_db(np.divide(scene(cross, i), ref_cross[g], dtype=np.float32))
+            cross_ratio -= ratio
+            cross_ratio *= nagler_weight(theta_deg[i])
+            ratio += cross_ratio
         out[i] = ratio
     return out
 
@@ -238,20 +253,16 @@ def reference_block_kernel(sigma_db: np.ndarray, *, window_px: int, groups: np.n
 def melt_block_kernel(co_db: np.ndarray, cross_db: np.ndarray | None = None, theta_deg: np.ndarray | None = None,
                       ref_co_db: np.ndarray | None = None, ref_cross_db: np.ndarray | None = None, *, window_px: int,
                       groups: np.ndarray, is_reference: np.ndarray, n_groups: int) -> np.ndarray:
-    """The whole per-block melt ratio: multilook halo-padded dB blocks, then :func:`melt_ratio_kernel`.
+    """The whole melt ratio of a block: :func:`melt_ratio_kernel` on halo-padded dB blocks, references given in dB.
 
     ``co_db``/``cross_db`` are ``(T, ny + 2h, nx + 2h)`` with ``h = window_px // 2``;
-    ``theta_deg`` ``(T, ny, nx)``; given references ``(G, ny, nx)`` in dB. One task
-    reads its inputs once and keeps every temporary at block or scene size.
+    ``theta_deg`` ``(T, ny, nx)``; given references ``(G, ny, nx)`` in dB.
     """
     def power(db: np.ndarray | None) -> np.ndarray | None:
-        return None if db is None else multilook_block_kernel(db, window_px=window_px)
-
-    def reference(db: np.ndarray | None) -> np.ndarray | None:
         return None if db is None else db_to_power(db)
 
-    return melt_ratio_kernel(power(co_db), power(cross_db), theta_deg, reference(ref_co_db), reference(ref_cross_db),
-                             groups=groups, is_reference=is_reference, n_groups=n_groups)
+    return melt_ratio_kernel(co_db, cross_db, theta_deg, power(ref_co_db), power(ref_cross_db), groups=groups,
+                             is_reference=is_reference, n_groups=n_groups, window_px=window_px)
 
 
 def classify_kernel(ratio_db: np.ndarray, threshold_db: float) -> np.ndarray:
