@@ -31,18 +31,22 @@ does). The per-scene result is a flag (1 melt, 0 dry, -1 unknown).
 ``min_scenes`` consecutive melt observations) and the number of melt days
 (each observation stands for the time half-way to its neighbours).
 
-Layout: pure numpy kernels (``*_kernel``, :func:`nagler_weight`) on arrays with
-time as the first axis, wrapped by ``xr.apply_ufunc(dask="parallelized")`` over
-``(time, y, x)`` cubes with the whole time axis in one chunk
-(:func:`cryocube.chunking.temporal_chunks`). Nothing computes at call time.
+Layout: pure numpy kernels (``*_kernel``, :func:`nagler_weight`,
+:func:`multilook_power`) on arrays with time as the first axis. Detection runs as
+one fused task per ``(time, y, x)`` tile holding the whole time axis
+(:func:`cryocube.chunking.temporal_chunks`): a ``window_px // 2`` halo exchange
+(``dask.array.overlap``), then ``map_blocks`` of the multilook, the per-orbit
+reference and the ratio; the flags and the seasons are ``xr.apply_ufunc(...,
+dask="parallelized")``. Nothing computes at call time. Chunk layout matters:
+open stores with ``open_cube(store, chunks="temporal")``.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from functools import partial
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Final
 
 import dask.array as da
