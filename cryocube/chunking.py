@@ -5,14 +5,19 @@
   outputs fit comfortably in a worker's memory: :func:`temporal_chunks`.
 * Neighbourhood kernels (offset tracking, filters) keep the spatial chunks and
   add halos with ``map_overlap`` (see :mod:`cryocube.offsets`).
+* Temporal kernels that also need a small spatial neighbourhood (the melt
+  multilook) get their neighbours' border strips (:func:`halo_strips`,
+  :class:`HaloBlock`) instead of concatenated padded blocks.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -93,3 +98,94 @@ def per_scene(func: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
             out[i] = func(*(v[i] for v in views), **kwargs)
         return out
     return run
+
+
+#: Neighbour strips of a halo block, in the order they are passed to a block task.
+HALO_PARTS = ("tile", "north", "south", "west", "east", "north_west", "north_east", "south_west", "south_east")
+
+
+@dataclass(frozen=True)
+class HaloBlock:
+    """A ``(T, ny, nx)`` tile and the ``halo``-px strips of its eight neighbours (NaN beyond the array).
+
+    Strips are passed instead of a concatenated padded block: a task then holds
+    small copies of its neighbours' borders rather than their whole tiles, and the
+    padded scene is assembled one time step at a time, in cache (:meth:`scene`).
+    """
+
+    tile: np.ndarray
+    north: np.ndarray
+    south: np.ndarray
+    west: np.ndarray
+    east: np.ndarray
+    north_west: np.ndarray
+    north_east: np.ndarray
+    south_west: np.ndarray
+    south_east: np.ndarray
+    halo: int
+
+    @classmethod
+    def isolated(cls, tile: np.ndarray, halo: int) -> "HaloBlock":
+        """A block with no neighbours: every strip is NaN (a whole in-memory array)."""
+        t, ny, nx = tile.shape
+
+        def nan(rows: int, cols: int) -> np.ndarray:
+            return np.full((t, rows, cols), np.nan, dtype=tile.dtype)
+
+        return cls(tile, nan(halo, nx), nan(halo, nx), nan(ny, halo), nan(ny, halo),
+                   nan(halo, halo), nan(halo, halo), nan(halo, halo), nan(halo, halo), halo)
+
+    def scene(self, i: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Time step ``i`` padded by the halo, ``(ny + 2 halo, nx + 2 halo)`` (into ``out`` when given)."""
+        h = self.halo
+        ny, nx = self.tile.shape[1:]
+        if h == 0:
+            return self.tile[i]
+        if out is None:
+            out = np.empty((ny + 2 * h, nx + 2 * h), dtype=self.tile.dtype)
+        out[:h, :h], out[:h, h:-h], out[:h, -h:] = self.north_west[i], self.north[i], self.north_east[i]
+        out[h:-h, :h], out[h:-h, h:-h], out[h:-h, -h:] = self.west[i], self.tile[i], self.east[i]
+        out[-h:, :h], out[-h:, h:-h], out[-h:, -h:] = self.south_west[i], self.south[i], self.south_east[i]
+        return out
+
+
+def _edge_strips(a: da.Array, axis: int, halo: int, side: str) -> da.Array:
+    """Per block along ``axis``: the ``halo`` rows (axis 1) or columns (axis 2) of the previous ("before") or next
+    ("after") blocks that touch it, copied; NaN beyond the array. One block of ``halo`` per block of ``a``."""
+    starts = np.cumsum((0,) + a.chunks[axis])
+    size = int(starts[-1])
+
+    def nan(width: int) -> da.Array:
+        shape, chunks = list(a.shape), list(a.chunks)
+        shape[axis], chunks[axis] = width, (width,)
+        return da.full(shape, np.nan, dtype=a.dtype, chunks=tuple(chunks))
+
+    strips = []
+    for b in range(len(a.chunks[axis])):
+        lo, hi = (starts[b] - halo, starts[b]) if side == "before" else (starts[b + 1], starts[b + 1] + halo)
+        inside_lo, inside_hi = max(int(lo), 0), min(int(hi), size)
+        pieces = [nan(inside_lo - lo)] if inside_lo > lo else []
+        if inside_hi > inside_lo:
+            index = [slice(None)] * a.ndim
+            index[axis] = slice(inside_lo, inside_hi)
+            pieces.append(a[tuple(index)])
+        if hi > inside_hi:
+            pieces.append(nan(hi - inside_hi))
+        strip = da.concatenate(pieces, axis=axis) if len(pieces) > 1 else pieces[0]
+        if len(strip.chunks[axis]) > 1:  # neighbours thinner than the halo: the strip spans blocks
+            strip = strip.rechunk({axis: halo})
+        strips.append(strip.map_blocks(np.ascontiguousarray, dtype=a.dtype))
+    return da.concatenate(strips, axis=axis)
+
+
+def halo_strips(a: da.Array, halo: int) -> list[da.Array]:
+    """The nine arrays of :data:`HALO_PARTS` for ``a`` ``(T, y, x)``: its tiles and their neighbours' border strips.
+
+    Every array has ``a``'s number of blocks; block ``(0, i, j)`` of each is the
+    matching part of :class:`HaloBlock` for tile ``(i, j)``. Strips are copies, so a
+    tile's memory is released once its own task and its strips are done.
+    """
+    north, south = _edge_strips(a, 1, halo, "before"), _edge_strips(a, 1, halo, "after")
+    west, east = _edge_strips(a, 2, halo, "before"), _edge_strips(a, 2, halo, "after")
+    corners = [_edge_strips(edge, 2, halo, side) for edge in (north, south) for side in ("before", "after")]
+    return [a, north, south, west, east, corners[0], corners[1], corners[2], corners[3]]

@@ -226,3 +226,4 @@ def test_validate_against_a_station_in_the_wet_snow_zone(scene):
     result = cc.validate_melt(detect_melt(cube, method="nagler"), station, x=float(cube.x[col]), y=float(cube.y[row]))
     assert result.n_used >= 110 and result.accuracy >= 0.95 and result.kappa >= 0.85
     assert result.tp + result.fn == int(station.sel(time=cube.time.dt.floor("D").values).sum())
+
