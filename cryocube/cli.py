@@ -7,12 +7,16 @@ public functions of the package.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+#: How long ``--scheduler`` waits to connect before giving up.
+SCHEDULER_TIMEOUT = "20s"
 #: The catalogs bundled with the source tree (``catalogs/`` beside the package).
 BUNDLED_CATALOGS = Path(__file__).resolve().parent.parent / "catalogs"
 
@@ -148,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cryocube",
         description="Analysis-ready Sentinel-1/-2 data cubes from STAC catalogs, stored as Zarr.",
     )
+    parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"), metavar="ADDRESS",
+                        help="run on this dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: "
+                             "$DASK_SCHEDULER_ADDRESS, else dask's threads in this process)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("search", help="search a STAC catalog or API and list the items", description="Search a static STAC catalog or a STAC API.")
@@ -231,10 +238,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with _scheduler(args.scheduler):
+            return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as error:
         print(f"cryocube {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # e.g. a scheduler that cannot be reached
+        print(f"cryocube {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+@contextlib.contextmanager
+def _scheduler(address: str | None) -> Iterator[None]:
+    """Connect to a dask.distributed scheduler for the duration of a command (no-op without an address)."""
+    if not address:
+        yield
+        return
+    from distributed import Client
+
+    with Client(address, timeout=SCHEDULER_TIMEOUT) as client:
+        print(f"dask scheduler {client.scheduler.address}: {len(client.scheduler_info()['workers'])} workers, "
+              f"dashboard {client.dashboard_link}")
+        yield
 
 
 if __name__ == "__main__":
