@@ -288,7 +288,7 @@ def track_offsets(
         _match_blocks, ref_o, sec_o, prior_r, prior_c, search,
         depth=depth, step=step, chip_px=int(chip_px), starts=tuple(tuple(np.cumsum((0, *c[:-1])).tolist()) for c in ref.chunks), max_search=max_search, min_valid_fraction=float(min_valid_fraction),
         chunks=(*point_chunks, (N_OUTPUTS,)), new_axis=2, dtype=np.float32,
-        name="cryocube-track-offsets",
+        token="cryocube-track-offsets",  # a prefix: the key is hashed from the inputs (name= would collide across calls)
     )
     drow, dcol = raw[..., _COL["drow"]], raw[..., _COL["dcol"]]
     ncc, snr = raw[..., _COL["ncc"]], raw[..., _COL["snr"]]

@@ -187,6 +187,16 @@ def test_one_chunk_equals_many_odd_chunks_and_is_lazy():
     xr.testing.assert_identical(one, lazy.compute())
 
 
+def test_two_pairs_in_one_graph_keep_their_own_results():
+    """Regression: a fixed dask key name made two track_offsets in one graph share (and swap) their results."""
+    base = texture((160, 160), seed=3)
+    ref = image(base)
+    a, b = (track_offsets(ref, image(shift_periodic(base, 0.0, d)), search_px=6) for d in (1.5, -2.5))
+    both = xr.concat([a, b], dim="pair").compute()
+    np.testing.assert_allclose(np.nanmedian(both.dx.values[0]), 15.0, atol=0.2)  # 10 m pixels
+    np.testing.assert_allclose(np.nanmedian(both.dx.values[1]), -25.0, atol=0.2)
+
+
 def test_quality_layers_and_flags():
     base = texture((200, 200), seed=8)
     moved = shift_periodic(base, 1.0, 1.0)
