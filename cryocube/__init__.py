@@ -24,6 +24,7 @@ from cryocube.incidence import IncidenceSlopeModel, fit_incidence_slope, normali
 from cryocube.melt import detect_melt, dry_reference, melt_season
 from cryocube.offset_kernel import OffsetFlag
 from cryocube.offsets import select_pair, smooth_offsets, track_offsets
+from cryocube.pair_tracking import track_pairs
 from cryocube.stac_items import CubeInputError
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube, write_product
 from cryocube.velocity import calibrate_stable, offsets_to_velocity
@@ -57,6 +58,7 @@ __all__ = [
     "select_pair",
     "smooth_offsets",
     "track_offsets",
+    "track_pairs",
     "validate_melt",
     "write_cube",
     "write_product",

@@ -48,6 +48,12 @@ class CryoAccessor:
 
         return track_offsets(*select_pair(self._ds, reference, secondary, variable=variable), **kwargs)
 
+    def track_pairs(self, pairs: Any, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.track_pairs`."""
+        from cryocube.pair_tracking import track_pairs
+
+        return track_pairs(self._ds, pairs, **kwargs)
+
     def offsets_to_velocity(self, **kwargs: Any) -> xr.Dataset:
         """Forward to :func:`cryocube.offsets_to_velocity`."""
         from cryocube.velocity import offsets_to_velocity

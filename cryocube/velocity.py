@@ -179,8 +179,9 @@ def offsets_to_velocity(offsets: xr.Dataset, *, dt_days: float | None = None) ->
         ``valid_fraction``, ``flag`` which are carried over unchanged. The CRS
         (rioxarray) must be projected with metre units.
     dt_days
-        Time between the reference and the secondary date (days). Default: from the
-        ``reference_time`` and ``secondary_time`` attrs (ISO strings).
+        Time between the reference and the secondary date (days). Default: the
+        per-pair ``dt_days`` coordinate of :func:`cryocube.track_pairs` output, else
+        the ``reference_time`` and ``secondary_time`` attrs (ISO strings).
 
     Returns
     -------
@@ -205,8 +206,14 @@ def offsets_to_velocity(offsets: xr.Dataset, *, dt_days: float | None = None) ->
     if has_errors[0] != has_errors[1]:
         raise ValueError("offsets has only one of dx_error and dy_error: give both or neither")
     crs = _check_projected_metres(offsets, "offsets")
-    dt_days = _resolve_dt_days(offsets.attrs, dt_days)
-    per_year = DAYS_PER_YEAR / dt_days  # m -> m/yr
+    if dt_days is None and "dt_days" in offsets.coords and offsets["dt_days"].ndim == 1:  # pairs of track_pairs
+        dt = offsets["dt_days"].astype(np.float64)
+        if not bool((np.isfinite(dt) & (dt > 0)).all()):
+            raise ValueError("the offsets' dt_days coordinate must hold finite positive numbers of days")
+        per_year: float | xr.DataArray = DAYS_PER_YEAR / dt  # m -> m/yr, per pair
+    else:
+        dt_days = _resolve_dt_days(offsets.attrs, dt_days)
+        per_year = DAYS_PER_YEAR / dt_days  # m -> m/yr
 
     def scaled(name: str) -> xr.DataArray:
         return (offsets[name] * per_year).astype(np.float32)
@@ -224,7 +231,8 @@ def offsets_to_velocity(offsets: xr.Dataset, *, dt_days: float | None = None) ->
     variables.update({name: offsets[name] for name in QUALITY_VARIABLES if name in offsets.data_vars})
 
     attrs = dict(offsets.attrs)
-    attrs["dt_days"] = dt_days
+    if dt_days is not None:
+        attrs["dt_days"] = dt_days
     attrs[cv.ATTR_VERSION] = cryocube.__version__
     out = xr.Dataset(variables, coords=offsets.coords, attrs=attrs)
     return out.rio.write_crs(crs)
