@@ -19,6 +19,7 @@ configure_io_threads()
 from cryocube.aws import AWSFormatError, MeltValidation, aws_melt_days, read_aws_logger, validate_melt
 from cryocube.catalog import CatalogError, search
 from cryocube.cube import build_cube, describe_cube, load_cube
+from cryocube.gps import detect_surge, project_gps, validation_stats
 from cryocube.grid import Grid
 from cryocube.incidence import IncidenceSlopeModel, fit_incidence_slope, normalize_incidence, pair_orbits
 from cryocube.melt import detect_melt, dry_reference, melt_season
@@ -45,6 +46,7 @@ __all__ = [
     "calibrate_stable",
     "describe_cube",
     "detect_melt",
+    "detect_surge",
     "dry_reference",
     "fit_incidence_slope",
     "load_cube",
@@ -53,6 +55,7 @@ __all__ = [
     "offsets_to_velocity",
     "open_cube",
     "pair_orbits",
+    "project_gps",
     "read_aws_logger",
     "search",
     "select_pair",
@@ -60,6 +63,7 @@ __all__ = [
     "track_offsets",
     "track_pairs",
     "validate_melt",
+    "validation_stats",
     "write_cube",
     "write_product",
 ]

@@ -107,3 +107,15 @@ class CryoAccessor:
         from cryocube.melt import melt_season
 
         return melt_season(self._ds, **kwargs)
+
+    def detect_surge(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.detect_surge` (on a velocity time series)."""
+        from cryocube.gps import detect_surge
+
+        return detect_surge(self._ds, **kwargs)
+
+    def validation_stats(self, **kwargs: Any) -> Any:
+        """Forward to :func:`cryocube.validation_stats`."""
+        from cryocube.gps import validation_stats
+
+        return validation_stats(self._ds, **kwargs)
