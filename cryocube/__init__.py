@@ -29,6 +29,7 @@ from cryocube.pair_tracking import track_pairs
 from cryocube.stac_items import CubeInputError
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube, write_product
 from cryocube.velocity import calibrate_stable, offsets_to_velocity
+from cryocube.velocity_series import PairNetwork, invert_velocity, make_pairs
 
 __all__ = [
     "AWSFormatError",
@@ -39,6 +40,7 @@ __all__ = [
     "MeltValidation",
     "NotACubeStoreError",
     "OffsetFlag",
+    "PairNetwork",
     "__version__",
     "append_cube",
     "aws_melt_days",
@@ -49,7 +51,9 @@ __all__ = [
     "detect_surge",
     "dry_reference",
     "fit_incidence_slope",
+    "invert_velocity",
     "load_cube",
+    "make_pairs",
     "melt_season",
     "normalize_incidence",
     "offsets_to_velocity",

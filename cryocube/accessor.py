@@ -119,3 +119,15 @@ class CryoAccessor:
         from cryocube.gps import validation_stats
 
         return validation_stats(self._ds, **kwargs)
+
+    def make_pairs(self, **kwargs: Any) -> Any:
+        """Forward to :func:`cryocube.make_pairs`."""
+        from cryocube.velocity_series import make_pairs
+
+        return make_pairs(self._ds, **kwargs)
+
+    def invert_velocity(self, **kwargs: Any) -> xr.Dataset:
+        """Forward to :func:`cryocube.invert_velocity` (on per-pair velocities)."""
+        from cryocube.velocity_series import invert_velocity
+
+        return invert_velocity(self._ds, **kwargs)

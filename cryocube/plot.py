@@ -268,3 +268,30 @@ def melt_timeseries(
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def velocity_series_plot(series: xr.Dataset, points: Sequence[tuple[float, float]], path: str | Path, *,
+                         labels: Sequence[str] | None = None, truth: Sequence[float] | None = None,
+                         title: str | None = None) -> Path:
+    """Save speed against time at a few points of a velocity time series, as PNG.
+
+    Each interval of :func:`cryocube.invert_velocity` is drawn as a horizontal bar
+    from ``time_start`` to ``time_end`` with its 1-sigma error; undetermined intervals
+    are gaps. ``truth`` adds one dashed reference speed per point (m/yr).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
+    starts, ends = series["time_start"].values, series["time_end"].values
+    for k, (x, y) in enumerate(points):
+        at = series.sel({cv.X: x, cv.Y: y}, method="nearest")
+        speed = at["v"].values
+        error = np.hypot(at["vx_error"].values, at["vy_error"].values) if "vx_error" in at else np.zeros_like(speed)
+        color = f"C{k}"
+        ax.hlines(speed, starts, ends, color=color, lw=2, label=labels[k] if labels else f"x={x:.0f}, y={y:.0f}")
+        ax.errorbar(series[cv.TIME].values, speed, yerr=error, fmt="none", ecolor=color, alpha=0.6)
+        if truth is not None:
+            ax.axhline(truth[k], color=color, ls="--", lw=0.8)
+    ax.set_ylabel(f"speed ({series['v'].attrs.get('units', 'm/yr')})")
+    ax.legend(fontsize=7)
+    ax.set_title(title or "velocity time series (bars: intervals; dashed: truth)", fontsize=9)
+    return _save(fig, path)
