@@ -1,4 +1,4 @@
-"""The ``cryocube`` command: search, cube, offsets, melt and demo.
+"""The ``cryocube`` command: search, cube, offsets, velocity, melt and demo.
 
 Kept apart from the algorithms: each sub-command parses options and calls the
 public functions of the package.
@@ -101,6 +101,25 @@ def _cmd_offsets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_velocity(args: argparse.Namespace) -> int:
+    from cryocube.pair_tracking import track_pairs
+    from cryocube.store import open_cube, write_product
+    from cryocube.velocity import offsets_to_velocity
+    from cryocube.velocity_series import invert_velocity, make_pairs
+
+    cube = open_cube(args.cube)
+    network = make_pairs(cube, min_days=args.min_days, max_days=args.max_days)
+    print(network.summary())
+    pairs = offsets_to_velocity(track_pairs(cube, network, variable=args.variable, chip_px=args.chip,
+                                            search_px=args.search, step_px=args.step, prefilter=args.prefilter))
+    series = invert_velocity(pairs, method=args.method, outlier_mad=args.outlier_mad, smoothing=args.smoothing)
+    start = time.perf_counter()
+    write_product(series, args.out, mode=args.mode, progress=True)
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {series.sizes['time']} intervals from "
+          f"{len(network.table)} pairs ({args.method})")
+    return 0
+
+
 def _cmd_melt(args: argparse.Namespace) -> int:
     from cryocube.incidence import fit_incidence_slope, normalize_incidence
     from cryocube.melt import detect_melt, melt_season
@@ -197,6 +216,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cog", type=Path, help="also write vx, vy, v and errors as a Cloud-Optimized GeoTIFF")
     p.add_argument("--quicklook", type=Path, help="also save a PNG of the speed with arrows over the reference scene")
     p.set_defaults(func=_cmd_offsets)
+
+    p = sub.add_parser("velocity", help="velocity time series from every pair of a cube (offset tracking + inversion)",
+                       description="Make the pair network of a cube, track offsets for every pair and invert the "
+                                   "interval velocities per pixel (NaN where no pair determines an interval); write Zarr.")
+    p.add_argument("cube", help="input cube (Zarr store written by `cryocube cube`)")
+    p.add_argument("--out", type=Path, required=True, help="output store (Zarr folder): vx, vy, v and errors on (time, y, x)")
+    p.add_argument("--variable", help="cube variable to track (default: the first one, e.g. hh or B04)")
+    p.add_argument("--min-days", type=float, default=1.0, help="shortest pair, days (default: 1)")
+    p.add_argument("--max-days", type=float, default=48.0, help="longest pair, days (default: 48)")
+    p.add_argument("--chip", type=int, default=32, help="chip edge in pixels (default: 32)")
+    p.add_argument("--search", type=int, default=12, help="search radius in pixels (default: 12)")
+    p.add_argument("--step", type=int, default=8, help="output point spacing in pixels (default: 8)")
+    p.add_argument("--prefilter", choices=("highpass", "wallis"), help="pre-filter both images; wallis for optical (default: none)")
+    p.add_argument("--method", choices=("connected-components", "regularized"), default="connected-components",
+                   help="inversion: strict per connected component, or with temporal smoothing (default: connected-components)")
+    p.add_argument("--smoothing", type=float, help="1-sigma velocity change between intervals for --method regularized, m/yr per year")
+    p.add_argument("--outlier-mad", type=float, default=3.0, help="reject pairs beyond this many robust sigmas (default: 3)")
+    p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
+    p.set_defaults(func=_cmd_velocity)
 
     p = sub.add_parser("melt", help="surface-melt flags, onset, end and melt days from a Sentinel-1 cube",
                        description="Normalize backscatter to a reference incidence angle, detect wet snow against a dry "

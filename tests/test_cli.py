@@ -112,3 +112,17 @@ def test_melt_command_writes_flags_seasons_and_maps(tmp_path, capsys):
     assert main(argv) == 2  # refuses to overwrite
     assert main(["melt", str(store), "--out", str(tmp_path / "m2.zarr")]) == 2  # no January-March scenes in the cube
     assert "no reference scene for relative_orbit=25 in months (1, 2, 3)" in capsys.readouterr().err
+
+
+def test_velocity_command_writes_a_series(tmp_path, capsys):
+    store = tmp_path / "s2.zarr"
+    assert main(["cube", str(REPO / "catalogs" / "greenland-s2" / "catalog.json"), "--assets", "B08", "--out", str(store)]) == 0
+    out = tmp_path / "series.zarr"
+    assert main(["velocity", str(store), "--out", str(out), "--min-days", "4", "--max-days", "12", "--search", "8",
+                 "--prefilter", "wallis"]) == 0
+    assert "9 pairs between 15 dates, 6 connected component(s)" in capsys.readouterr().out
+    series = xr.open_zarr(out).compute()
+    assert series.vx.dims == ("time", "y", "x") and series.sizes["time"] == 12
+    assert int(np.isfinite(series.vx).any(("y", "x")).sum()) == 9  # 3 intervals fall between components
+    assert main(["velocity", str(store), "--out", str(tmp_path / "r.zarr"), "--method", "regularized"]) == 2
+    assert "smoothing" in capsys.readouterr().err
