@@ -85,6 +85,8 @@ MAX_ITERATIONS = 5
 #: (95 % efficiency for Gaussian residuals).
 IRLS_ITERATIONS = 2
 CAUCHY_C = 2.385
+#: Smallest Cauchy weight of the robust start: keeps every pair's network connected and the system well posed.
+ROBUST_WEIGHT_FLOOR = 1e-6
 
 _VARIABLE_ATTRS = {name: cv.VARIABLE_ATTRS[name] for name in ("vx", "vy", "v", "vx_error", "vy_error")}
 
@@ -487,7 +489,9 @@ class _Solver:
             elif extra is not None:
                 normal += extra
             components = (0, 1) if self.same_weights else (c,)
-            rhs = np.stack([((w * self.y[cc][:, idx]).T @ self.design) for cc in components], axis=-1)  # (na, K, nc)
+            # einsum, not BLAS gemm: a pixel's sums must not depend on how many pixels share the call
+            rhs = np.stack([np.einsum("pn,pk->nk", w * self.y[cc][:, idx], self.design) for cc in components],
+                           axis=-1)  # (na, K, nc)
             if not full:
                 sol = np.linalg.solve(normal, rhs)
                 for j, cc in enumerate(components):
@@ -565,7 +569,8 @@ def _invert_batch(block: list[np.ndarray], *, design: np.ndarray, outer_t: scipy
             lab = labels[:, active]
             u_a = u[:, active]
             for _ in range(IRLS_ITERATIONS):
-                robust = 1.0 / (1.0 + (u_a / CAUCHY_C) ** 2)
+                # floored: weights of ~1e-16 made the normal matrix numerically singular (found by a property test)
+                robust = np.maximum(1.0 / (1.0 + (u_a / CAUCHY_C) ** 2), ROBUST_WEIGHT_FLOOR)
                 x_a, _, lev = solver.solve(active, mask, lab, robust=robust, full=False)
                 u_a = _normalised_residuals(solver, active, x_a, lev, mask, floor)
             # Hard rejection and plain refits, re-testing every valid pair against the new fit.
