@@ -36,6 +36,15 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="maximum number of items")
 
 
+def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    """Offset-tracking options shared by ``offsets`` and ``velocity``."""
+    parser.add_argument("--chip", type=int, default=32, help="chip edge in pixels (default: 32)")
+    parser.add_argument("--search", type=int, default=12, help="search radius in pixels around the prior (default: 12)")
+    parser.add_argument("--step", type=int, default=8, help="output point spacing in pixels (default: 8)")
+    parser.add_argument("--prefilter", choices=("highpass", "wallis"),
+                        help="pre-filter both images; wallis is best on optical images such as Sentinel-2 (default: none)")
+
+
 def _search(args: argparse.Namespace):
     from cryocube.catalog import search
 
@@ -202,15 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variable", help="cube variable to track (default: the first one, e.g. hh or B04)")
     p.add_argument("--reference", default="0", help="reference scene: position along time or item id (default: 0)")
     p.add_argument("--secondary", default="1", help="secondary scene: position along time or item id (default: 1)")
-    p.add_argument("--chip", type=int, default=32, help="chip edge in pixels (default: 32)")
-    p.add_argument("--search", type=int, default=12, help="search radius in pixels around the prior (default: 12)")
-    p.add_argument("--step", type=int, default=8, help="output point spacing in pixels (default: 8)")
+    _add_tracking_options(p)
     p.add_argument("--prior-dx", type=float, help="expected displacement along x, in CRS units (m) (default: 0)")
     p.add_argument("--prior-dy", type=float, help="expected displacement along y, in CRS units (m) (default: 0)")
     p.add_argument("--min-ncc", type=float, default=0.2, help="reject peaks with a lower normalized correlation (default: 0.2)")
     p.add_argument("--min-snr", type=float, default=1.1, help="reject peaks less distinct than this ratio to the second peak (default: 1.1)")
     p.add_argument("--max-error", type=float, default=1.0, help="reject points whose 1-sigma error estimate exceeds this, px (default: 1)")
-    p.add_argument("--prefilter", choices=("highpass", "wallis"), help="pre-filter both images; wallis is best on optical images such as Sentinel-2 (default: none)")
     p.add_argument("--prefilter-sigma", type=float, default=4.0, help="Gaussian sigma of the pre-filter, px (default: 4)")
     p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
     p.add_argument("--cog", type=Path, help="also write vx, vy, v and errors as a Cloud-Optimized GeoTIFF")
@@ -225,10 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variable", help="cube variable to track (default: the first one, e.g. hh or B04)")
     p.add_argument("--min-days", type=float, default=1.0, help="shortest pair, days (default: 1)")
     p.add_argument("--max-days", type=float, default=48.0, help="longest pair, days (default: 48)")
-    p.add_argument("--chip", type=int, default=32, help="chip edge in pixels (default: 32)")
-    p.add_argument("--search", type=int, default=12, help="search radius in pixels (default: 12)")
-    p.add_argument("--step", type=int, default=8, help="output point spacing in pixels (default: 8)")
-    p.add_argument("--prefilter", choices=("highpass", "wallis"), help="pre-filter both images; wallis for optical (default: none)")
+    _add_tracking_options(p)
     p.add_argument("--method", choices=("connected-components", "regularized"), default="connected-components",
                    help="inversion: strict per connected component, or with temporal smoothing (default: connected-components)")
     p.add_argument("--smoothing", type=float, help="1-sigma velocity change between intervals for --method regularized, m/yr per year")

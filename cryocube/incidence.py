@@ -438,7 +438,7 @@ def _check_db(cube: xr.Dataset, variables: Sequence[str]) -> None:
                              "(convert linear power with 10 * log10 and set attrs['units'] = 'dB')")
 
 
-def _incidence(cube: xr.Dataset) -> tuple[xr.DataArray, str]:
+def incidence_angle_of(cube: xr.Dataset) -> tuple[xr.DataArray, str]:
     """Incidence angle (degrees) as ``(time, y, x)`` or ``(time,)``, and where it came from."""
     if cv.INCIDENCE_ANGLE in cube.data_vars:
         theta = cube[cv.INCIDENCE_ANGLE]
@@ -635,7 +635,7 @@ def fit_incidence_slope(
         raise ValueError("predictor 'elevation' needs dem=... (a (y, x) DataArray in m on the cube's grid)")
     variables = tuple(variables)
     _check_db(cube, variables)
-    theta, theta_source = _incidence(cube)
+    theta, theta_source = incidence_angle_of(cube)
     pairs = pair_orbits(cube, max_hours=max_hours)
     a_idx, d_idx = pairs["ascending_index"].to_numpy(), pairs["descending_index"].to_numpy()
     n_pairs, ny, nx = len(pairs), cube.sizes[cv.Y], cube.sizes[cv.X]
@@ -796,7 +796,7 @@ def normalize_incidence(
                          "slope map or dict per variable)")
     variables = tuple(variables)
     _check_db(cube, variables)
-    theta, theta_source = _incidence(cube)
+    theta, theta_source = incidence_angle_of(cube)
     out: dict[str, xr.DataArray] = {}
     parameters: dict[str, Any] = {"method": method, "reference_angle_deg": float(reference_angle_deg),
                                   "incidence_source": theta_source, "variables": list(variables)}

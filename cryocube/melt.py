@@ -57,6 +57,7 @@ import xarray as xr
 import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import HALO_PARTS, HaloBlock, halo_strips, temporal_chunks
+from cryocube.incidence import incidence_angle_of
 
 #: Values of the ``melt`` flag.
 MELT, DRY, UNKNOWN = 1, 0, -1
@@ -533,12 +534,9 @@ def dry_reference(
 
 
 def _incidence(cube: xr.Dataset) -> xr.DataArray:
-    if cv.INCIDENCE_ANGLE in cube.data_vars:
-        return cube[cv.INCIDENCE_ANGLE]
-    if "view_incidence_angle" in cube.coords:
-        return cube["view_incidence_angle"].astype(np.float32).broadcast_like(cube[[cv.Y, cv.X]].to_array().isel(variable=0, drop=True))
-    raise ValueError("method='nagler' needs the incidence angle: the cube has neither an "
-                     f"{cv.INCIDENCE_ANGLE!r} variable nor a 'view_incidence_angle' coordinate")
+    """Incidence angle (degrees) on ``(time, y, x)``, from :func:`cryocube.incidence.incidence_angle_of`."""
+    theta, _ = incidence_angle_of(cube)
+    return theta.broadcast_like(cube[[cv.Y, cv.X]].to_array().isel(variable=0, drop=True)) if theta.ndim == 1 else theta
 
 
 def detect_melt(
