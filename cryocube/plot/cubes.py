@@ -1,4 +1,4 @@
-"""Quicklook PNGs of cubes (matplotlib, no display needed)."""
+"""Quicklook PNGs of scene cubes, velocity maps, melt products and station series."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from cryocube import conventions as cv
+from cryocube.plot._common import _extent, _pyplot, _save
 
 
 def quicklook(
@@ -61,30 +62,6 @@ def quicklook(
     if title:
         fig.suptitle(title)
     return _save(fig, path)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    _pyplot().close(fig)
-    return path
-
-
-def _extent(da: xr.DataArray) -> list[float]:
-    """imshow extent (pixel edges) of a ``(y, x)`` DataArray, for ``origin="upper"``."""
-    half_x = abs(float(da[cv.X][1] - da[cv.X][0])) / 2
-    half_y = abs(float(da[cv.Y][1] - da[cv.Y][0])) / 2
-    return [float(da[cv.X].min()) - half_x, float(da[cv.X].max()) + half_x, float(da[cv.Y].min()) - half_y, float(da[cv.Y].max()) + half_y]
 
 
 def velocity_quicklook(
