@@ -450,6 +450,61 @@ def warp_image(image: np.ndarray, flow: Flow, *, order: int = 5) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def complex_speckle_pair(shape: tuple[int, int], *, shift_px: tuple[float, float], coherence: float,
+                         oversampling: float = 2.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two SLC images of fully developed speckle, the second shifted by ``shift_px`` with coherence ``coherence``.
+
+    The scene is circular complex Gaussian white noise band-limited to a square
+    ``1 / oversampling`` of the sampled band (an SLC oversampled by that factor,
+    like an ampcor-style 2x oversampling). The secondary is
+
+        s2 = g * shift(s1) + sqrt(1 - g^2) * n
+
+    with ``shift`` the exact band-limited (Fourier) translation, ``secondary(q + d)
+    = reference(q)`` as in this module's convention, and ``n`` independent speckle
+    of the same spectrum, so the complex coherence between the matched images is
+    exactly ``g`` in expectation. The images are periodic (the FFT shift wraps).
+
+    Parameters
+    ----------
+    shape
+        ``(rows, cols)``.
+    shift_px
+        ``(dy_px, dx_px)``: uniform displacement (px) from reference to secondary.
+    coherence
+        ``g`` in ``(0, 1]``.
+    oversampling
+        Sampling rate over bandwidth (>= 1).
+    seed
+        ``numpy.random.default_rng`` seed.
+
+    Returns
+    -------
+    reference, secondary
+        complex64 arrays of ``shape`` with unit mean power.
+    """
+    if not 0 < coherence <= 1:
+        raise ValueError(f"coherence must be in (0, 1], got {coherence!r}")
+    if not oversampling >= 1:
+        raise ValueError(f"oversampling must be >= 1, got {oversampling!r}")
+    rng = np.random.default_rng(seed)
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.fftfreq(shape[1])[None, :]
+    band = (np.abs(fy) <= 0.5 / oversampling) & (np.abs(fx) <= 0.5 / oversampling)
+    scale = np.sqrt(band.size / band.sum() / 2)
+
+    def speckle_spectrum() -> np.ndarray:
+        white = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+        return np.fft.fft2(white) * band * scale
+
+    first = speckle_spectrum()
+    noise = speckle_spectrum()
+    ramp = np.exp(-2j * np.pi * (fy * shift_px[0] + fx * shift_px[1]))
+    reference = np.fft.ifft2(first)
+    secondary = np.fft.ifft2(coherence * first * ramp + np.sqrt(1 - coherence**2) * noise)
+    return reference.astype(np.complex64), secondary.astype(np.complex64)
+
+
 def _float_copy(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     return np.array(image, dtype=np.result_type(image.dtype, np.float32))

@@ -109,11 +109,33 @@ def _aligned_chunks(chunks: tuple[int, ...], step: int, minimum: int) -> tuple[i
     return tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]))
 
 
-def _as_dask(image: xr.DataArray, step: int) -> da.Array:
+#: What ``track_offsets(mode=...)`` correlates (see :func:`_as_dask`).
+MODES = ("intensity", "amplitude", "complex")
+
+
+def _check_mode(mode: str, image: xr.DataArray, name: str, prefilter: str | None) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode != "intensity" and not np.issubdtype(image.dtype, np.complexfloating):
+        raise ValueError(f"mode={mode!r} needs complex (SLC) images, {name} has dtype {image.dtype}; real images are matched with mode='intensity'")
+    if mode == "complex" and prefilter is not None:
+        raise ValueError("prefilter applies to real images: use prefilter=None with mode='complex'")
+
+
+def _as_dask(image: xr.DataArray, step: int, mode: str) -> da.Array:
+    """The image as a dask array of what is correlated: complex64 for ``"complex"``, else float32.
+
+    Complex input is turned into intensity ``|s|^2`` or amplitude ``|s|``; real
+    input is matched as it is.
+    """
     data = image.data
     if not isinstance(data, da.Array):
         block = max(step, DEFAULT_BLOCK_PX // step * step)
         data = da.from_array(np.asarray(data), chunks=(block, block))
+    if mode == "complex":
+        return data.astype(np.complex64)
+    if np.issubdtype(data.dtype, np.complexfloating):
+        data = abs(data) ** 2 if mode == "intensity" else abs(data)
     return data.astype(np.float32)
 
 
@@ -200,6 +222,7 @@ def track_offsets(
     consistency_sigma: float = 3.0,
     prefilter: str | None = None,
     prefilter_sigma_px: float = 4.0,
+    mode: str = "intensity",
 ) -> xr.Dataset:
     """Dense offset tracking by normalized cross-correlation, lazily and blockwise.
 
@@ -241,6 +264,14 @@ def track_offsets(
         ``"highpass"`` or ``"wallis"`` (see :mod:`cryocube.prefilters`) with a Gaussian
         of ``prefilter_sigma_px`` px, applied to both images (blockwise, NaN-aware)
         before matching; ``None`` (default) matches the images as they are.
+    mode
+        What is correlated. ``"intensity"`` (default): real images as they are
+        (backscatter, reflectance), complex (SLC) images as ``|s|^2`` (ICC);
+        ``"amplitude"``: ``|s|`` of complex images (ACC); ``"complex"``: the complex
+        correlation of SLC patches (CCC, coherent offset tracking), which locks on
+        the speckle phase and is more precise where coherence is high (see
+        :mod:`cryocube.offset_kernel`). ``"amplitude"`` and ``"complex"`` need
+        complex input. Oversample SLCs by 2 (as ampcor does) for the sub-pixel fit.
 
     Returns
     -------
@@ -258,6 +289,8 @@ def track_offsets(
     search_scalar = None if isinstance(search_px, xr.DataArray) else int(search_px)
     step = int(step_px)
     _check_parameters(chip_px, step_px, min_valid_fraction)
+    for name, image in (("reference", reference), ("secondary", secondary)):
+        _check_mode(mode, image, name, prefilter)
     if prefilter is not None and (prefilter not in PREFILTERS or not prefilter_sigma_px > 0):
         raise ValueError(f"prefilter must be one of {PREFILTERS} or None with prefilter_sigma_px > 0, got {prefilter!r}, {prefilter_sigma_px!r}")
     n_points = tuple(math.ceil((n - step // 2) / step) for n in reference.shape)
@@ -273,10 +306,10 @@ def track_offsets(
     _check_search(max_search, chip_px, reference.shape)
     depth = chip_px // 2 + max_search + int(max(np.max(np.abs(prior_r)), np.max(np.abs(prior_c)))) + 1
 
-    ref = _as_dask(reference, step)
+    ref = _as_dask(reference, step, mode)
     smallest = max(depth, step, halo_px(prefilter_sigma_px) if prefilter is not None else 0)
     ref = ref.rechunk(tuple(_aligned_chunks(c, step, smallest) for c in ref.chunks))
-    sec = _as_dask(secondary, step).rechunk(ref.chunks)
+    sec = _as_dask(secondary, step, mode).rechunk(ref.chunks)
     if prefilter is not None:
         ref, sec = (_prefiltered(a, prefilter, prefilter_sigma_px) for a in (ref, sec))
     point_chunks = tuple(_point_chunks(c, step) for c in ref.chunks)
@@ -324,7 +357,7 @@ def track_offsets(
     params = dict(chip_px=int(chip_px), search_px=search_scalar if search_scalar is not None else "per point", step_px=step,
                   min_valid_fraction=min_valid_fraction, min_ncc=min_ncc, min_snr=min_snr, max_displacement=max_displacement, max_error_px=max_error_px,
                   consistency_px=consistency_px, consistency_sigma=consistency_sigma,
-                  prefilter=prefilter, prefilter_sigma_px=prefilter_sigma_px if prefilter else None,
+                  mode=mode, prefilter=prefilter, prefilter_sigma_px=prefilter_sigma_px if prefilter else None,
                   prior_dx=None if prior_dx is None else ("map" if isinstance(prior_dx, xr.DataArray) else float(prior_dx)),
                   prior_dy=None if prior_dy is None else ("map" if isinstance(prior_dy, xr.DataArray) else float(prior_dy)))
     ds.attrs = {**_time_attrs(reference, "reference"), **_time_attrs(secondary, "secondary"),
