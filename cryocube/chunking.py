@@ -5,6 +5,11 @@
   outputs fit comfortably in a worker's memory: :func:`temporal_chunks`.
 * Neighbourhood kernels (offset tracking, filters) keep the spatial chunks and
   add halos with ``map_overlap`` (see :mod:`cryocube.offsets`).
+* A user's chunks are kept where they already suit the algorithm; where the core
+  dimension is split, :func:`core_chunked` applies the policy above; where one
+  task would still hold more than :data:`MAX_TASK_BYTES` of one input, a
+  :class:`ChunkSizeWarning` names the algorithm and the chunks to use instead
+  (:func:`warn_if_oversized`).
 * Temporal kernels that also need a small spatial neighbourhood (the melt
   multilook) get their neighbours' border strips (:func:`halo_strips`,
   :class:`HaloBlock`) instead of concatenated padded blocks.
@@ -13,6 +18,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +31,67 @@ from cryocube import conventions as cv
 
 #: Default bytes of one input variable per temporal-kernel task (64 MiB).
 TEMPORAL_CHUNK_BYTES = 64 * 2**20
+#: One task holding more than this of one input variable (1 GiB) triggers a :class:`ChunkSizeWarning`.
+MAX_TASK_BYTES = 2**30
+
+
+class ChunkSizeWarning(UserWarning):
+    """The chunks given to an algorithm would make each task hold too much memory."""
+
+
+def _block_bytes(shape: tuple[int, ...], itemsize: int) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * itemsize
+
+
+def warn_if_oversized(array: da.Array | xr.DataArray, algorithm: str, *, suggestion: str, halo_px: int = 0,
+                      limit_bytes: int | None = None, stacklevel: int = 3) -> None:
+    """Warn (:class:`ChunkSizeWarning`) when the largest block of ``array`` exceeds ``limit_bytes``.
+
+    Parameters
+    ----------
+    array
+        A dask array or dask-backed DataArray as the algorithm will map it (numpy-backed: no check).
+    algorithm
+        Name shown in the warning (e.g. ``"invert_velocity"``).
+    suggestion
+        What to do instead (e.g. the chunks to pass to ``.chunk()``).
+    halo_px
+        Halo (px) added on both sides of the last two axes by the algorithm.
+    limit_bytes
+        Threshold (bytes) on one block of this one input; default :data:`MAX_TASK_BYTES`.
+    stacklevel
+        Passed to :func:`warnings.warn` (3: the caller of the algorithm).
+    """
+    data = array.data if isinstance(array, xr.DataArray) else array
+    if not isinstance(data, da.Array):
+        return
+    largest = [max(c) for c in data.chunks]
+    for axis in range(max(0, data.ndim - 2), data.ndim):
+        largest[axis] += 2 * halo_px
+    nbytes = _block_bytes(tuple(largest), data.dtype.itemsize)
+    limit_bytes = MAX_TASK_BYTES if limit_bytes is None else limit_bytes
+    if nbytes > limit_bytes:
+        warnings.warn(f"{algorithm}: one task would hold {nbytes / 2**20:,.0f} MiB of one input (block {tuple(largest)}, "
+                      f"{data.dtype}), more than {limit_bytes / 2**20:,.0f} MiB: workers may run out of memory. {suggestion}",
+                      ChunkSizeWarning, stacklevel=stacklevel)
+
+
+def core_chunked(var: xr.DataArray, dim: str, algorithm: str) -> xr.DataArray:
+    """``var`` chunked for a kernel that needs all of ``dim`` in one chunk.
+
+    Numpy-backed input is returned as it is. Dask input already whole along
+    ``dim`` keeps the user's chunks (with a :class:`ChunkSizeWarning` when a block
+    is too big); input split along ``dim`` is rechunked to :func:`temporal_chunks`
+    (whole ``dim``, spatial tiles of ~64 MiB), so merging the pieces cannot
+    explode a task.
+    """
+    if var.chunks is None:
+        return var
+    if len(var.chunksizes[dim]) > 1:
+        return var.chunk(temporal_chunks(var, dim=dim))
+    warn_if_oversized(var, algorithm, stacklevel=4,
+                      suggestion=f"Chunk it spatially first, e.g. .chunk({dict(temporal_chunks(var, dim=dim))}).")
+    return var
 
 
 def _largest_fitting_divisor(chunk: int, limit: int) -> int:

@@ -25,6 +25,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
+from cryocube.chunking import warn_if_oversized
 from cryocube.offset_filters import CONSISTENCY_RADIUS, consistency_flags, smooth, threshold_flags
 from cryocube.offset_kernel import N_OUTPUTS, OUTPUTS, OffsetFlag, match_block
 from cryocube.prefilters import PREFILTERS, halo_px
@@ -310,6 +311,8 @@ def track_offsets(
     smallest = max(depth, step, halo_px(prefilter_sigma_px) if prefilter is not None else 0)
     ref = ref.rechunk(tuple(_aligned_chunks(c, step, smallest) for c in ref.chunks))
     sec = _as_dask(secondary, step, mode).rechunk(ref.chunks)
+    warn_if_oversized(ref, "track_offsets", halo_px=depth,
+                      suggestion=f"Chunk the images spatially, e.g. .chunk({{'y': {DEFAULT_BLOCK_PX}, 'x': {DEFAULT_BLOCK_PX}}}).")
     if prefilter is not None:
         ref, sec = (_prefiltered(a, prefilter, prefilter_sigma_px) for a in (ref, sec))
     point_chunks = tuple(_point_chunks(c, step) for c in ref.chunks)

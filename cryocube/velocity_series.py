@@ -64,6 +64,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
+from cryocube.chunking import core_chunked
 
 #: Days per (Julian) year.
 DAYS_PER_YEAR = 365.25
@@ -666,9 +667,10 @@ def invert_velocity(pair_velocities: xr.Dataset, *, method: str = "connected-com
 
     Lazy: ``xr.apply_ufunc(..., dask="parallelized")`` over the spatial chunks with
     ``pair`` as the core dimension. The ``pair`` axis must be one chunk: a
-    dask-backed input chunked along ``pair`` is rechunked to one chunk there (which
-    reads all pairs of a spatial chunk into one task; choose spatial chunks
-    accordingly, e.g. 256 x 256 for a few hundred pairs).
+    dask-backed input chunked along ``pair`` is rechunked to the whole ``pair``
+    axis and ~64 MiB spatial tiles (:func:`cryocube.chunking.core_chunked`); input
+    already whole along ``pair`` keeps its chunks, with a ``ChunkSizeWarning``
+    when one task would hold more than 1 GiB of one variable.
 
     Parameters
     ----------
@@ -746,8 +748,7 @@ def invert_velocity(pair_velocities: xr.Dataset, *, method: str = "connected-com
     for var in inputs:
         if cv.PAIR not in var.dims:
             raise ValueError(f"variable {var.name!r} has dims {var.dims}: it needs the {cv.PAIR!r} dimension")
-    inputs = [var.chunk({cv.PAIR: -1}) if var.chunks is not None and len(var.chunks[var.get_axis_num(cv.PAIR)]) > 1
-              else var for var in inputs]
+    inputs = [core_chunked(var, cv.PAIR, "invert_velocity") for var in inputs]
     inputs = [var.drop_vars([c for c in var.coords if cv.PAIR in var[c].dims]) for var in inputs]
 
     nodes, _, _, _ = pair_design(days1, days2)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -52,3 +55,44 @@ def test_per_scene_matches_the_whole_block_ufunc():
     slope = rng.normal(size=(6, 7))
     func = per_scene(lambda s, t, k, ref: s - k * (t - ref))
     np.testing.assert_allclose(func(sigma, theta, slope, ref=35.0), sigma - slope * (theta - 35.0), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- #
+# Default policy and the oversized-chunk warning
+# --------------------------------------------------------------------------- #
+def _pair_velocities(chunks: dict) -> xr.Dataset:
+    rng = np.random.default_rng(0)
+    dates = pd.date_range("2020-01-01", periods=5, freq="12D")
+    shape = (4, 40, 30)
+    ds = xr.Dataset({name: (("pair", "y", "x"), rng.normal(100, 5, shape).astype(np.float32)) for name in ("vx", "vy")},
+                    coords={"date1": ("pair", dates[:-1]), "date2": ("pair", dates[1:])})
+    return ds.chunk(chunks)
+
+
+def test_core_chunked_applies_the_policy_where_the_core_dim_is_split():
+    from cryocube.velocity_series import invert_velocity
+
+    split = invert_velocity(_pair_velocities({"pair": 1, "y": 40, "x": 30}))
+    assert split.vx.chunksizes["time"] == (4,)
+    whole = invert_velocity(_pair_velocities({"pair": -1, "y": 16, "x": 10}))
+    assert whole.vx.chunksizes["y"] == (16, 16, 8)  # the user's chunks are kept where they suit
+    xr.testing.assert_allclose(split.compute(), whole.compute())
+
+
+def test_oversized_chunks_warn_with_the_algorithm_and_a_suggestion(monkeypatch):
+    from cryocube import chunking
+    from cryocube.offsets import track_offsets
+    from cryocube.velocity_series import invert_velocity
+
+    monkeypatch.setattr(chunking, "MAX_TASK_BYTES", 10_000)
+    with pytest.warns(chunking.ChunkSizeWarning, match=r"invert_velocity: one task would hold .* \.chunk\("):
+        invert_velocity(_pair_velocities({"pair": -1, "y": 40, "x": 30}))
+    image = xr.DataArray(np.random.default_rng(1).random((96, 96), dtype=np.float32), dims=("y", "x"),
+                         coords={"y": np.arange(96.0), "x": np.arange(96.0)}).chunk(96)
+    with pytest.warns(chunking.ChunkSizeWarning, match=r"track_offsets: .*'y': 1024"):
+        track_offsets(image, image, chip_px=16, search_px=4)
+    monkeypatch.setattr(chunking, "MAX_TASK_BYTES", 2**30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", chunking.ChunkSizeWarning)
+        track_offsets(image, image, chip_px=16, search_px=4)
+        invert_velocity(_pair_velocities({"pair": -1, "y": 40, "x": 30}))
