@@ -9,26 +9,25 @@ concurrent Zarr writes (``test_store.py``); this file holds the cross-cutting li
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 
 import cryocube as cc
-from cryocube.stac_items import CubeInputError
 
 
 def _asset_path(item, key: str) -> Path:
     return Path(item.assets[key].get_absolute_href())
 
 
-def test_truncated_cog_names_the_file_and_item(s1_catalog):
+def test_truncated_cog_names_the_file(s1_catalog):
     items = s1_catalog(2)
     path = _asset_path(items[1], "hh")
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
-    with pytest.raises(Exception, match=rf"{path.name}":
+    with pytest.raises(Exception, match=rf"Error reading .* from '{re.escape(str(path))}'"):
         cc.build_cube(items).hh.compute()
 
 
@@ -36,14 +35,14 @@ def test_corrupt_cog_names_the_file(s1_catalog):
     items = s1_catalog(2)
     path = _asset_path(items[0], "hv")
     path.write_bytes(b"this is not a GeoTIFF" * 10)
-    with pytest.raises(Exception, match=rf"{path.name}":
+    with pytest.raises(Exception, match=rf"Error opening '{re.escape(str(path))}'.*not recognized as being in a supported"):
         cc.build_cube(items).hv.compute()
 
 
 def test_asset_url_that_does_not_resolve(s1_catalog):
     items = s1_catalog(2)
     items[1].assets["hh"].href = "https://no-such-host.invalid/S1_01_hh.tif"
-    with pytest.raises(Exception, match=r"no-such-host\.invalid":
+    with pytest.raises(Exception, match=r"Error opening 'https://no-such-host\.invalid/S1_01_hh\.tif'.*Could not resolve host"):
         cc.build_cube(items).hh.compute()
 
 
