@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -180,9 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cryocube",
         description="Analysis-ready Sentinel-1/-2 data cubes from STAC catalogs, stored as Zarr.",
     )
-    parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"), metavar="ADDRESS",
-                        help="run on this dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: "
-                             "$DASK_SCHEDULER_ADDRESS, else dask's threads in this process)")
+    parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS") or os.environ.get("CRYOCUBE_SCHEDULER", "local"),
+                        metavar="ADDRESS|local|threads",
+                        help="where the computation runs: a dask.distributed scheduler address (e.g. tcp://10.0.0.5:8786), "
+                             "'local' (a local cluster in this process, one thread per core, dashboard link printed) or "
+                             "'threads' (dask's threads, no cluster). Default: $DASK_SCHEDULER_ADDRESS, else "
+                             "$CRYOCUBE_SCHEDULER, else local")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("search", help="search a STAC catalog or API and list the items", description="Search a static STAC catalog or a STAC API.")
@@ -290,18 +294,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _scheduler(address: str | None) -> Iterator[None]:
-    """Connect to a dask.distributed scheduler for the duration of a command (no-op without an address)."""
-    if not address:
+def _scheduler(address: str) -> Iterator[None]:
+    """Run a command on a dask.distributed scheduler, a local in-process cluster, or dask's threads."""
+    if address == "threads":
         yield
         return
-    from distributed import Client
+    from distributed import Client, LocalCluster
 
+    if address == "local":
+        with LocalCluster(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1, dashboard_address=":0",
+                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            print(f"dask local cluster ({os.cpu_count()} threads): dashboard {client.dashboard_link}")
+            yield
+        return
     with Client(address, timeout=SCHEDULER_TIMEOUT) as client:
         print(f"dask scheduler {client.scheduler.address}: {len(client.scheduler_info()['workers'])} workers, "
               f"dashboard {client.dashboard_link}")
         yield
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -88,3 +88,9 @@ def s1_catalog(tmp_path: Path) -> Callable[..., list[pystac.Item]]:
         return list(pystac.Catalog.from_file(str(tmp_path / "cat" / "catalog.json")).get_items(recursive=True))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _cli_on_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI runs on dask's threads in tests (its default local cluster costs ~1 s per command; test_cli checks it)."""
+    monkeypatch.setenv("CRYOCUBE_SCHEDULER", "threads")

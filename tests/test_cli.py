@@ -60,6 +60,17 @@ def test_cube_writes_a_store(tmp_path, capsys):
     assert "c.zarr" in capsys.readouterr().err
 
 
+def test_default_is_a_local_cluster_with_a_dashboard_link(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CRYOCUBE_SCHEDULER")
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    store = tmp_path / "c.zarr"
+    assert main(["cube", str(S1_CATALOG), "--datetime", "2019-05-01/2019-05-13", "--assets", "hh", "--out", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert "dask local cluster" in text and "dashboard http://" in text
+    expected = cc.build_cube(cc.search(S1_CATALOG, datetime="2019-05-01/2019-05-13"), assets=["hh"])
+    np.testing.assert_array_equal(cc.open_cube(store).hh.values, expected.hh.values)
+
+
 @pytest.mark.parametrize(
     "argv, culprit",
     [
