@@ -19,6 +19,7 @@ configure_io_threads()
 from cryocube.aws import AWSFormatError, MeltValidation, aws_melt_days, read_aws_logger, validate_melt
 from cryocube.catalog import CatalogError, search
 from cryocube.cube import build_cube, describe_cube, load_cube
+from cryocube.detector_offsets import correct_detector_offsets
 from cryocube.gps import detect_surge, project_gps, validation_stats
 from cryocube.grid import Grid
 from cryocube.incidence import IncidenceSlopeModel, fit_incidence_slope, normalize_incidence, pair_orbits
@@ -46,6 +47,7 @@ __all__ = [
     "aws_melt_days",
     "build_cube",
     "calibrate_stable",
+    "correct_detector_offsets",
     "describe_cube",
     "detect_melt",
     "detect_surge",

@@ -1,46 +1,58 @@
 """The ``.cryo`` accessor on xarray Datasets: forwarding only, no logic.
 
 Registered when :mod:`cryocube` is imported. Each method calls the module-level
-function of the same name with the Dataset as first argument.
+function it names with the Dataset as first argument (modules are imported on
+first use, so the accessor costs nothing at import time).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 import xarray as xr
 
+#: accessor method -> (module, function): ``ds.cryo.<method>(*args, **kw)`` is ``<module>.<function>(ds, *args, **kw)``.
+FORWARDS: dict[str, tuple[str, str]] = {
+    "load": ("cryocube.cube", "load_cube"),
+    "write": ("cryocube.store", "write_cube"),
+    "append": ("cryocube.store", "append_cube"),
+    "write_product": ("cryocube.store", "write_product"),
+    "quicklook": ("cryocube.plot", "quicklook"),
+    "track_pairs": ("cryocube.pair_tracking", "track_pairs"),
+    "offsets_to_velocity": ("cryocube.velocity", "offsets_to_velocity"),
+    "calibrate_stable": ("cryocube.velocity", "calibrate_stable"),
+    "smooth_offsets": ("cryocube.offsets", "smooth_offsets"),
+    "correct_detector_offsets": ("cryocube.detector_offsets", "correct_detector_offsets"),
+    "pair_orbits": ("cryocube.incidence", "pair_orbits"),
+    "fit_incidence_slope": ("cryocube.incidence", "fit_incidence_slope"),
+    "normalize_incidence": ("cryocube.incidence", "normalize_incidence"),
+    "dry_reference": ("cryocube.melt", "dry_reference"),
+    "detect_melt": ("cryocube.melt", "detect_melt"),
+    "melt_season": ("cryocube.melt", "melt_season"),
+    "detect_surge": ("cryocube.gps", "detect_surge"),
+    "validation_stats": ("cryocube.gps", "validation_stats"),
+    "make_pairs": ("cryocube.velocity_series", "make_pairs"),
+    "invert_velocity": ("cryocube.velocity_series", "invert_velocity"),
+}
+
+
+def _forward(name: str, module: str, function: str) -> Callable[..., Any]:
+    def method(self: CryoAccessor, *args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), function)(self._ds, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"Forward to :func:`{module}.{function}` with this Dataset as first argument."
+    return method
+
 
 @xr.register_dataset_accessor("cryo")
 class CryoAccessor:
-    """``ds.cryo.<function>(...)`` forwards to ``cryocube.<function>(ds, ...)``."""
+    """``ds.cryo.<method>(...)`` forwards to the cryocube function of :data:`FORWARDS` with ``ds`` first."""
 
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds
-
-    def load(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.load_cube`."""
-        from cryocube.cube import load_cube
-
-        return load_cube(self._ds, **kwargs)
-
-    def write(self, store: Any, **kwargs: Any) -> Any:
-        """Forward to :func:`cryocube.write_cube`."""
-        from cryocube.store import write_cube
-
-        return write_cube(self._ds, store, **kwargs)
-
-    def append(self, store: Any, **kwargs: Any) -> Any:
-        """Forward to :func:`cryocube.append_cube`."""
-        from cryocube.store import append_cube
-
-        return append_cube(self._ds, store, **kwargs)
-
-    def quicklook(self, path: Any, **kwargs: Any) -> Any:
-        """Forward to :func:`cryocube.plot.quicklook`."""
-        from cryocube.plot import quicklook
-
-        return quicklook(self._ds, path, **kwargs)
 
     def track_offsets(self, reference: int | str = 0, secondary: int | str = 1, *, variable: str | None = None, **kwargs: Any) -> xr.Dataset:
         """Forward to :func:`cryocube.track_offsets` on two scenes picked by :func:`cryocube.offsets.select_pair`."""
@@ -48,86 +60,6 @@ class CryoAccessor:
 
         return track_offsets(*select_pair(self._ds, reference, secondary, variable=variable), **kwargs)
 
-    def track_pairs(self, pairs: Any, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.track_pairs`."""
-        from cryocube.pair_tracking import track_pairs
 
-        return track_pairs(self._ds, pairs, **kwargs)
-
-    def offsets_to_velocity(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.offsets_to_velocity`."""
-        from cryocube.velocity import offsets_to_velocity
-
-        return offsets_to_velocity(self._ds, **kwargs)
-
-    def calibrate_stable(self, stable_mask: Any = None, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.calibrate_stable`."""
-        from cryocube.velocity import calibrate_stable
-
-        return calibrate_stable(self._ds, stable_mask, **kwargs)
-
-    def smooth_offsets(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.smooth_offsets`."""
-        from cryocube.offsets import smooth_offsets
-
-        return smooth_offsets(self._ds, **kwargs)
-
-    def pair_orbits(self, **kwargs: Any) -> Any:
-        """Forward to :func:`cryocube.pair_orbits`."""
-        from cryocube.incidence import pair_orbits
-
-        return pair_orbits(self._ds, **kwargs)
-
-    def fit_incidence_slope(self, **kwargs: Any) -> Any:
-        """Forward to :func:`cryocube.fit_incidence_slope`."""
-        from cryocube.incidence import fit_incidence_slope
-
-        return fit_incidence_slope(self._ds, **kwargs)
-
-    def normalize_incidence(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.normalize_incidence`."""
-        from cryocube.incidence import normalize_incidence
-
-        return normalize_incidence(self._ds, **kwargs)
-
-    def dry_reference(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.dry_reference`."""
-        from cryocube.melt import dry_reference
-
-        return dry_reference(self._ds, **kwargs)
-
-    def detect_melt(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.detect_melt`."""
-        from cryocube.melt import detect_melt
-
-        return detect_melt(self._ds, **kwargs)
-
-    def melt_season(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.melt_season` (on the output of ``detect_melt``)."""
-        from cryocube.melt import melt_season
-
-        return melt_season(self._ds, **kwargs)
-
-    def detect_surge(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.detect_surge` (on a velocity time series)."""
-        from cryocube.gps import detect_surge
-
-        return detect_surge(self._ds, **kwargs)
-
-    def validation_stats(self, **kwargs: Any) -> Any:
-        """Forward to :func:`cryocube.validation_stats`."""
-        from cryocube.gps import validation_stats
-
-        return validation_stats(self._ds, **kwargs)
-
-    def make_pairs(self, **kwargs: Any) -> Any:
-        """Forward to :func:`cryocube.make_pairs`."""
-        from cryocube.velocity_series import make_pairs
-
-        return make_pairs(self._ds, **kwargs)
-
-    def invert_velocity(self, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.invert_velocity` (on per-pair velocities)."""
-        from cryocube.velocity_series import invert_velocity
-
-        return invert_velocity(self._ds, **kwargs)
+for _name, (_module, _function) in FORWARDS.items():
+    setattr(CryoAccessor, _name, _forward(_name, _module, _function))
