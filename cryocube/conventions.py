@@ -34,6 +34,8 @@ SCENE_COORDS: Final[dict[str, str]] = {
 # Assets holding a per-pixel incidence angle (degrees) become the 2-D variable
 # INCIDENCE_ANGLE rather than a backscatter band.
 INCIDENCE_ANGLE: Final = "incidence_angle"
+#: Sentinel-2 detector number per pixel (a cube variable when the catalog has the footprint asset).
+DETECTOR_FOOTPRINT: Final = "detector_footprint"
 INCIDENCE_ASSET_ROLES: Final = ("incidence-angle", "local-incidence-angle")
 
 # Variable attributes by asset / variable name. Backscatter is in dB.

@@ -113,7 +113,13 @@ and ``T_fine`` (:func:`fine_texture_field`, wavelengths 50-120 m) advected like
 ``T``; the exponential keeps reflectance positive (relative contrast ~8 %).
 Under a cloud (:func:`s2_cloud_mask`, an ellipse per scene) ``rho_b = S2_CLOUD[b]``.
 Digital numbers: ``round(rho / 1e-4)`` as uint16, 0 = nodata (one scene has a
-swath edge, :func:`s2_nodata_mask`). No melt signal in S2.
+swath edge, :func:`s2_nodata_mask`). No melt signal in S2. As in real L1C
+products, the image is a mosaic of detectors (:func:`s2_detector`: slanted
+stripes, the same for every scene of the orbit), each with its own geolocation
+error of up to :data:`S2_DETECTOR_ERROR_M` per axis and scene
+(:func:`s2_detector_errors`): pixel ``p`` of detector ``k`` shows the ground at
+``p - error[k]``, so offset maps carry per-detector jumps
+(:func:`s2_detector_jump`) that :func:`cryocube.correct_detector_offsets` removes.
 """
 
 from __future__ import annotations
@@ -138,6 +144,7 @@ __all__ = [
     "RandomField",
     "S1Acquisition",
     "S2Scene",
+    "S2_N_DETECTORS",
     "Track",
     "TRACKS",
     "base_backscatter",
@@ -161,6 +168,9 @@ __all__ = [
     "s1_sigma0_model_db",
     "s2_cloud_cover",
     "s2_cloud_mask",
+    "s2_detector",
+    "s2_detector_errors",
+    "s2_detector_jump",
     "s2_digital_numbers",
     "s2_nodata_mask",
     "s2_reflectance",
@@ -699,6 +709,47 @@ S2_CLOUDS: Final = {
 S2_NODATA_EDGES: Final = {9: -186700.0}
 
 
+#: MSI detector footprints: slanted stripes (as the L1C ``MSK_DETFOO`` masks show), numbered from 1.
+S2_DETECTOR_WIDTH_M: Final = 1400.0
+S2_DETECTOR_SLANT: Final = 0.25
+S2_N_DETECTORS: Final = 5
+#: Largest geolocation error (m, per axis) of one detector in one scene.
+S2_DETECTOR_ERROR_M: Final = 2.0
+S2_DETECTOR_SEED: Final = 2023
+
+
+def s2_detector(x: Any, y: Any) -> np.ndarray:
+    """Detector number (1 .. :data:`S2_N_DETECTORS`, uint8) seeing each point; the same for every scene of the orbit."""
+    u = np.asarray(x, dtype=np.float64) - CENTER_X + S2_DETECTOR_SLANT * (np.asarray(y, dtype=np.float64) - CENTER_Y)
+    first = -(EXTENT_M / 2) * (1 + S2_DETECTOR_SLANT)
+    return np.clip(1 + np.floor((u - first) / S2_DETECTOR_WIDTH_M), 1, S2_N_DETECTORS).astype(np.uint8)
+
+
+def s2_detector_errors(scene: S2Scene) -> np.ndarray:
+    """Geolocation error ``(S2_N_DETECTORS + 1, 2)`` (m; columns x, y) of each detector number in ``scene`` (row 0: none).
+
+    A feature on the ground at ``p`` appears in the image at ``p + error[detector]``,
+    so an offset map between scenes ``i`` and ``j`` carries the jump
+    ``error_j[k] - error_i[k]`` inside detector ``k`` (:func:`s2_detector_jump`).
+    """
+    errors = np.random.default_rng([S2_DETECTOR_SEED, scene.index]).uniform(-S2_DETECTOR_ERROR_M, S2_DETECTOR_ERROR_M, (S2_N_DETECTORS + 1, 2))
+    errors[0] = 0.0
+    return errors
+
+
+def s2_detector_jump(reference: S2Scene, secondary: S2Scene) -> np.ndarray:
+    """Offset jump ``(S2_N_DETECTORS + 1, 2)`` (m; x, y) of each detector between two scenes (row 0: none)."""
+    return s2_detector_errors(secondary) - s2_detector_errors(reference)
+
+
+def _s2_ground(x: Any, y: Any, scene: S2Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Ground position imaged at map position ``(x, y)`` of ``scene`` (the detector's geolocation error removed)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    error = s2_detector_errors(scene)[s2_detector(x, y)]
+    return x - error[..., 0], y - error[..., 1]
+
+
 def s2_scenes() -> list[S2Scene]:
     """The 15 S2 scenes (2019-04-17 .. 2019-09-24, 15:19:11 UTC), sorted by time."""
     out = []
@@ -737,10 +788,15 @@ def s2_cloud_cover(grid: Grid, scene: S2Scene) -> float:
 
 
 def s2_reflectance(x: Any, y: Any, scene: S2Scene, band: str) -> np.ndarray:
-    """Surface reflectance (float64) of ``band`` ("B04"/"B08"), clouds included, nodata not applied."""
+    """Surface reflectance (float64) of ``band`` ("B04"/"B08") imaged at ``(x, y)``: detector errors and clouds included, nodata not applied.
+
+    The surface is seen through the detector's geolocation error; clouds and the
+    swath edge are where the image shows them (map coordinates).
+    """
     t = scene.datetime
+    gx, gy = _s2_ground(x, y, scene)
     return _s2_reflectance_from(
-        ice_fraction(x, y), texture(x, y, t), _advected(fine_texture_field(), x, y, t), s2_cloud_mask(x, y, scene), band
+        ice_fraction(gx, gy), texture(gx, gy, t), _advected(fine_texture_field(), gx, gy, t), s2_cloud_mask(x, y, scene), band
     )
 
 
@@ -754,8 +810,9 @@ def _s2_reflectance_from(ice: np.ndarray, tex: np.ndarray, fine: np.ndarray, clo
 def _s2_fields(grid: Grid, scene: S2Scene) -> tuple[np.ndarray, ...]:
     """Band-independent fields of a scene on a grid (cached so that both bands share them)."""
     x, y = grid_xy(grid)
+    gx, gy = _s2_ground(x, y, scene)
     t = scene.datetime
-    fields = (ice_fraction(x, y), texture(x, y, t), _advected(fine_texture_field(), x, y, t), s2_cloud_mask(x, y, scene), s2_nodata_mask(x, y, scene))
+    fields = (ice_fraction(gx, gy), texture(gx, gy, t), _advected(fine_texture_field(), gx, gy, t), s2_cloud_mask(x, y, scene), s2_nodata_mask(x, y, scene))
     for a in fields:
         a.flags.writeable = False
     return fields

@@ -14,7 +14,7 @@ Writes two self-contained static catalogs (relative hrefs) from
     <out>/greenland-s1/sentinel-1-grd-synthetic/<item_id>/<item_id>.json, hh.tif, hv.tif
     <out>/greenland-s2/catalog.json
     <out>/greenland-s2/sentinel-2-l2a-synthetic/collection.json      (+ dem.tif)
-    <out>/greenland-s2/sentinel-2-l2a-synthetic/<item_id>/<item_id>.json, B04.tif, B08.tif
+    <out>/greenland-s2/sentinel-2-l2a-synthetic/<item_id>/<item_id>.json, B04.tif, B08.tif, detector_footprint.tif
 
 Existing ``greenland-s1``/``greenland-s2`` folders under ``<out>`` are replaced.
 Running it twice gives identical JSON and identical rasters.
@@ -218,6 +218,17 @@ def build_s2_catalog(folder: Path) -> Path:
     _add_dem(collection, folder / S2_COLLECTION, grid)
     for item, scene in items:
         item_dir = Path(item.get_self_href()).parent
+        x, y = syn.grid_xy(grid)
+        footprint = np.where(syn.s2_nodata_mask(x, y, scene), 0, syn.s2_detector(x, y)).astype(np.uint8)
+        item.add_asset(
+            "detector_footprint",
+            _cog_asset(
+                write_cog(item_dir / "detector_footprint.tif", footprint, grid, nodata=0),
+                title="MSI detector number per pixel (as the L1C MSK_DETFOO masks), 0 = no data",
+                roles=["metadata", "detector-footprint"],
+                bands=[raster_band("uint8", nodata=0, spatial_resolution=grid.resolution)],
+            ),
+        )
         for band in syn.S2_BANDS:
             path = write_cog(item_dir / f"{band}.tif", syn.s2_digital_numbers(grid, scene, band), grid, nodata=0)
             item.add_asset(

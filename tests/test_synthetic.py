@@ -255,13 +255,20 @@ def test_s2_scenes_clouds_and_nodata() -> None:
 
 
 def test_s2_texture_is_advected() -> None:
+    """Exactly, through each scene's detector geolocation errors."""
     scenes = syn.s2_scenes()
     a, b = scenes[0], scenes[1]
     x = np.array([syn.CENTER_X, syn.CENTER_X + 300.0])
     y = np.array([syn.CENTER_Y, syn.CENTER_Y - 200.0])
-    dx, dy = syn.displacement(x, y, a.datetime, b.datetime)
+    # image position x in scene a shows the ground at x - error_a; that ground moves by d and is imaged with error_b
+    error_a = syn.s2_detector_errors(a)[syn.s2_detector(x, y)]
+    gx, gy = x - error_a[:, 0], y - error_a[:, 1]
+    dx, dy = syn.displacement(gx, gy, a.datetime, b.datetime)
     assert np.all(np.hypot(dx, dy) > 50)
-    np.testing.assert_allclose(syn.s2_reflectance(x + dx, y + dy, b, "B08"), syn.s2_reflectance(x, y, a, "B08"), atol=1e-9)
+    error_b = syn.s2_detector_errors(b)[syn.s2_detector(gx + dx, gy + dy)]
+    bx, by = gx + dx + error_b[:, 0], gy + dy + error_b[:, 1]
+    assert np.all(syn.s2_detector(bx, by) == syn.s2_detector(gx + dx, gy + dy))  # not at a footprint edge
+    np.testing.assert_allclose(syn.s2_reflectance(bx, by, b, "B08"), syn.s2_reflectance(x, y, a, "B08"), atol=1e-9)
 
 
 # --------------------------------------------------------------------------- truth dataset
@@ -275,3 +282,16 @@ def test_truth_dataset() -> None:
     for name in ("glacier_mask", "stable_mask", "melt_onset_doy", "melt_end_doy", "slope_hh", "slope_hv", "incidence_angle_ascending", "incidence_angle_descending"):
         assert name in ds
     assert syn.truth_dataset(syn.S2_GRID).sizes == {"y": 256, "x": 256}
+
+
+def test_s2_detector_footprints_and_jumps() -> None:
+    x, y = syn.grid_xy(syn.S2_GRID)
+    detector = syn.s2_detector(x, y)
+    assert set(np.unique(detector)) == set(range(1, syn.S2_N_DETECTORS + 1))
+    # slanted stripes: the detector number grows with x and with y (slant > 0)
+    assert np.all(np.diff(detector.astype(int), axis=1) >= 0) and np.all(np.diff(detector.astype(int), axis=0) <= 0)  # rows go south
+    scenes = syn.s2_scenes()
+    errors = syn.s2_detector_errors(scenes[3])
+    assert errors.shape == (syn.S2_N_DETECTORS + 1, 2) and np.all(errors[0] == 0)
+    assert 0.5 < np.abs(errors[1:]).max() <= syn.S2_DETECTOR_ERROR_M
+    np.testing.assert_array_equal(syn.s2_detector_jump(scenes[3], scenes[5]), syn.s2_detector_errors(scenes[5]) - errors)

@@ -29,7 +29,7 @@ def quicklook(
     path
         Output PNG file.
     variables
-        Variables to show (default: every ``(time, y, x)`` variable except ``incidence_angle``).
+        Variables to show (default: every ``(time, y, x)`` variable except ``incidence_angle`` and ``detector_footprint``).
     n_scenes
         Number of scenes per row, evenly spread between the first and last date.
     title
@@ -42,7 +42,7 @@ def quicklook(
     """
     plt = _pyplot()
     if variables is None:
-        variables = [name for name, var in ds.data_vars.items() if var.dims == (cv.TIME, cv.Y, cv.X) and name != cv.INCIDENCE_ANGLE]
+        variables = [name for name, var in ds.data_vars.items() if var.dims == (cv.TIME, cv.Y, cv.X) and name not in (cv.INCIDENCE_ANGLE, cv.DETECTOR_FOOTPRINT)]
     if not variables:
         raise ValueError("quicklook: the dataset has no (time, y, x) variable to show")
     picks = np.unique(np.linspace(0, ds.sizes[cv.TIME] - 1, min(n_scenes, ds.sizes[cv.TIME])).round().astype(int))
