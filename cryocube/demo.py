@@ -169,14 +169,19 @@ def demo_station(out: Path) -> None:
     print(f"[aws] plot: {aws_melt_plot(station['Temperature_Avg'], days, out / 'aws_kpc_u_2019.png')}")
 
 
-#: Pair network of the demo's Sentinel-2 velocity time series (days between scenes).
+#: Pair network of the demo's velocity time series (days between scenes).
 SERIES_MIN_DAYS, SERIES_MAX_DAYS = 4, 12
-#: Simulated GPS stations on the glacier: fractions of the way along the x and y extent of the S2 grid.
+#: Time grid (days) that joins the S1 ascending/descending and S2 acquisitions into one network (the S1 revisit).
+SERIES_STEP_DAYS = 6.0
+#: Tracking per cube of the series: variable, output spacing (px; both give one 320 m grid), pre-filter.
+SERIES_TRACKING = {"s1": {"variable": "hh", "step_px": 8, "search_px": 8, "chip_px": 16},
+                   "s2": {"variable": "B08", "step_px": 16, "search_px": 8, "prefilter": "wallis"}}
+#: Simulated GPS stations on the glacier: fractions of the way along the x and y extent of the grid.
 GPS_STATIONS = (("GPS1", 0.35, 0.5), ("GPS2", 0.5, 0.45), ("GPS3", 0.65, 0.55))
 
 
-def demo_velocity_series(cube: xr.Dataset, out: Path) -> xr.Dataset:
-    """Velocity time series from every S2 pair of 4-12 days: network, inversion, validation table and plot."""
+def demo_velocity_series(cubes: dict[str, xr.Dataset], out: Path) -> xr.Dataset:
+    """Velocity time series from every S1 and S2 pair of 4-12 days: network, inversion, validation table and plot."""
     import pandas as pd
 
     from cryocube import synthetic as syn
@@ -188,11 +193,16 @@ def demo_velocity_series(cube: xr.Dataset, out: Path) -> xr.Dataset:
     from cryocube.velocity_series import invert_velocity, make_pairs
 
     start = time.perf_counter()
-    network = make_pairs(cube, min_days=SERIES_MIN_DAYS, max_days=SERIES_MAX_DAYS)
-    print(f"[series] {network.summary().splitlines()[0]}")
-    pairs = offsets_to_velocity(track_pairs(cube, network, variable="B08", search_px=8, prefilter="wallis"))
-    series = invert_velocity(_without_detector_jumps(pairs, cube, "series")).compute()
-    write_product(series, out / "velocity_series_s2.zarr", mode="w")
+    names = list(SERIES_TRACKING)
+    network = make_pairs([cubes[name] for name in names], min_days=SERIES_MIN_DAYS, max_days=SERIES_MAX_DAYS)
+    print(f"[series] {network.summary().splitlines()[0]} ({', '.join(network.summary().splitlines()[1:3]).replace('  ', '')})")
+    per_sensor = []
+    for source, name in enumerate(names):
+        pairs = offsets_to_velocity(track_pairs(cubes[name], network.for_source(source), **SERIES_TRACKING[name]))
+        per_sensor.append(_without_detector_jumps(pairs, cubes[name], "series")[list(pairs.data_vars)])
+    xr.align(*per_sensor, join="exact", exclude=[cv.PAIR])  # one point grid for both sensors, or a clear error
+    series = invert_velocity(xr.concat(per_sensor, dim=cv.PAIR), time_step_days=SERIES_STEP_DAYS).compute()
+    write_product(series, out / "velocity_series.zarr", mode="w")
     x, y = np.meshgrid(series[cv.X].values, series[cv.Y].values)
     vx, vy = syn.velocity(x, y)
     glacier = syn.glacier_mask(x, y)
@@ -213,7 +223,7 @@ def demo_velocity_series(cube: xr.Dataset, out: Path) -> xr.Dataset:
     table = validation_stats(mean, gps_points=gps, stable_mask=stable, label_column="station")
     print("[series] time-mean velocity vs simulated GPS and over stable ground (m/yr; MAD unscaled):")
     print("\n".join("[series]   " + line for line in table.round(1).to_string().splitlines()))
-    png = velocity_series_plot(series, list(zip(gps["x"], gps["y"])), out / "velocity_series_s2.png",
+    png = velocity_series_plot(series, list(zip(gps["x"], gps["y"])), out / "velocity_series.png",
                                labels=list(gps["station"]), truth=list(gps["v"]))
     print(f"[series] speed vs time at the GPS stations: {png}")
     return series
@@ -260,7 +270,7 @@ def run_demo(out: str | Path = "cryocube-demo", catalogs: str | Path = "catalogs
         print(f"[{name}] quicklook: {png}")
     for step in DEMO_VELOCITIES:
         demo_velocity(cubes[step.cube], step, out)
-    demo_velocity_series(cubes["s2"], out)
+    demo_velocity_series(cubes, out)
     demo_melt(cubes["s1"], out)
     demo_station(out)
     scenes = ", ".join(f"{name} {cube.sizes[cv.TIME]} scenes" for name, cube in cubes.items())

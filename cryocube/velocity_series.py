@@ -93,6 +93,10 @@ _VARIABLE_ATTRS = {name: cv.VARIABLE_ATTRS[name] for name in ("vx", "vy", "v", "
 
 
 # =========================================================================== pair network
+#: Sensors whose pairs must share the relative orbit (speckle and viewing geometry differ between orbits).
+SAR_SENSORS = ("sentinel-1",)
+
+
 def sensor_of(platform: Any) -> str:
     """Sensor family of a STAC ``platform`` value: ``"sentinel-1a"`` -> ``"sentinel-1"``.
 
@@ -117,7 +121,8 @@ class PairNetwork:
         are positions in the merged, time-sorted scene list (:attr:`scenes`).
     scenes
         The scenes used (after the ``sensors`` filter), sorted by time: ``time``,
-        ``platform``, ``sensor``, ``source``, ``source_index`` (position in its cube).
+        ``platform``, ``sensor``, ``relative_orbit`` (NaN if unknown), ``source``,
+        ``source_index`` (position in its cube).
     dates
         Unique scene times, sorted (the nodes).
     edges
@@ -150,6 +155,18 @@ class PairNetwork:
                 "dt_days": (cv.PAIR, t["dt_days"].to_numpy(np.float64)),
                 "sensor": (cv.PAIR, t["sensor"].to_numpy(str))}
 
+    def for_source(self, source: int = 0) -> pd.DataFrame:
+        """The pairs of input cube ``source`` with ``reference``/``secondary`` = scene positions in that cube.
+
+        Ready for :func:`cryocube.track_pairs` on that cube; the rows keep this
+        network's order and columns.
+        """
+        rows = self.table[self.table["source"] == source]
+        if rows.empty:
+            raise ValueError(f"no pair comes from cube {source} (sources: {sorted(set(self.table['source']))})")
+        position = self.scenes["source_index"].to_numpy()
+        return rows.assign(reference=position[rows["reference_index"]], secondary=position[rows["secondary_index"]])
+
     def summary(self) -> str:
         """A few lines: pairs per sensor, separations, components."""
         t = self.table
@@ -176,8 +193,12 @@ def _scene_table(cubes: Sequence[xr.Dataset]) -> pd.DataFrame:
             platforms = [str(p) for p in np.asarray(cube["platform"].values).reshape(-1)]
         else:
             platforms = ["unknown"] * len(times)
+        if "relative_orbit" in cube.coords:
+            orbits = np.asarray(cube["relative_orbit"].values, dtype=np.float64).reshape(-1)
+        else:
+            orbits = np.full(len(times), np.nan)
         rows.append(pd.DataFrame({"time": times, "platform": platforms,
-                                  "sensor": [sensor_of(p) for p in platforms],
+                                  "sensor": [sensor_of(p) for p in platforms], "relative_orbit": orbits,
                                   "source": source, "source_index": np.arange(len(times))}))
     scenes = pd.concat(rows, ignore_index=True)
     return scenes.sort_values(["time", "source", "source_index"], kind="stable").reset_index(drop=True)
@@ -210,7 +231,9 @@ def make_pairs(cube: xr.Dataset | Sequence[xr.Dataset], *, min_days: float = 1.0
     PairNetwork
         Pairs sorted by reference then secondary time; a scene is always paired
         with a *later* scene of the same sensor (cross-sensor pairs are not made:
-        offset tracking needs images of one sensor).
+        offset tracking needs images of one sensor) and, for SAR
+        (:data:`SAR_SENSORS`), of the same ``relative_orbit`` when the cube has it
+        (speckle and geometry differ between orbits).
 
     Raises
     ------
@@ -238,9 +261,12 @@ def make_pairs(cube: xr.Dataset | Sequence[xr.Dataset], *, min_days: float = 1.0
     t_days = (scenes["time"] - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
     t_days = t_days.to_numpy(np.float64)
     sensor = scenes["sensor"].to_numpy()
+    orbit = scenes["relative_orbit"].to_numpy()
     i, j = np.triu_indices(len(scenes), k=1)
     dt = t_days[j] - t_days[i]
-    keep = (sensor[i] == sensor[j]) & (dt >= min_days) & (dt <= max_days)
+    sar = np.isin(sensor[i], SAR_SENSORS)
+    other_orbit = sar & np.isfinite(orbit[i]) & np.isfinite(orbit[j]) & (orbit[i] != orbit[j])
+    keep = (sensor[i] == sensor[j]) & ~other_orbit & (dt >= min_days) & (dt <= max_days)
     i, j, dt = i[keep], j[keep], dt[keep]
     if i.size == 0:
         raise ValueError(f"no pair: no two scenes of one sensor are {min_days:g} to {max_days:g} days apart "
@@ -650,9 +676,20 @@ def _pair_days(pair_velocities: xr.Dataset) -> tuple[np.ndarray, np.ndarray, pd.
     return days1, days2, d1, d2
 
 
+def snap_days(days1: np.ndarray, days2: np.ndarray, step_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pair dates (days) rounded to a grid of ``step_days`` anchored at the first date.
+
+    Scenes of several sensors or orbits acquired within half a step of each other
+    then share one node of the network, so that their pairs connect.
+    """
+    origin = float(min(days1.min(), days2.min()))
+    return (origin + np.round((days1 - origin) / step_days) * step_days,
+            origin + np.round((days2 - origin) / step_days) * step_days)
+
+
 def invert_velocity(pair_velocities: xr.Dataset, *, method: str = "connected-components",
                     outlier_mad: float | None = 3.0, min_pairs: int = 1,
-                    smoothing: float | None = None) -> xr.Dataset:
+                    smoothing: float | None = None, time_step_days: float | None = None) -> xr.Dataset:
     """Velocity time series from a network of pair velocities (Li, Mao et al. 2023).
 
     Per pixel, the mean velocity over each interval between consecutive unique
@@ -702,6 +739,15 @@ def invert_velocity(pair_velocities: xr.Dataset, *, method: str = "connected-com
         between consecutive intervals, m/yr per year, relative to the pairs'
         errors (without ``vx_error``/``vy_error`` every pair counts as a 1 m/yr
         error). Smaller is smoother.
+    time_step_days
+        Snap the pair dates to a grid of this step (days, from the first date;
+        :func:`snap_days`) before building the network. Use it to combine sensors
+        or orbits whose acquisitions never coincide (Sentinel-1 ascending and
+        descending passes hours apart, Sentinel-2 on other days): without it their
+        dates are separate nodes, and the intervals between nodes of different
+        sub-networks are undetermined. Each pair still counts as the mean over its
+        snapped interval (an approximation within half a step at each end); pairs
+        whose dates snap together are left out (``n_input_pairs`` counts the rest).
 
     Returns
     -------
@@ -742,6 +788,15 @@ def invert_velocity(pair_velocities: xr.Dataset, *, method: str = "connected-com
     if cv.PAIR not in pair_velocities.dims or pair_velocities.sizes[cv.PAIR] == 0:
         raise ValueError(f"pair_velocities has no pairs (dimension {cv.PAIR!r} missing or empty)")
     days1, days2, d1, d2 = _pair_days(pair_velocities)
+    if time_step_days is not None:
+        if not (np.isfinite(time_step_days) and time_step_days > 0):
+            raise ValueError(f"time_step_days must be a positive number of days, got {time_step_days!r}")
+        days1, days2 = snap_days(days1, days2, float(time_step_days))
+        keep = days2 > days1
+        if not keep.any():
+            raise ValueError(f"time_step_days={time_step_days}: every pair is shorter than half a step; use a smaller step")
+        pair_velocities = pair_velocities.isel({cv.PAIR: np.flatnonzero(keep)})
+        days1, days2 = days1[keep], days2[keep]
     names = ["vx", "vy", "vx_error", "vy_error"] if all(has) else ["vx", "vy"]
     inputs = [pair_velocities[name] for name in names]
     dims = inputs[0].dims
@@ -788,6 +843,8 @@ def invert_velocity(pair_velocities: xr.Dataset, *, method: str = "connected-com
                       cv.ATTR_VERSION: cryocube.__version__})
     if smoothing is not None:
         out.attrs["smoothing_m_per_yr_per_yr"] = float(smoothing)
+    if time_step_days is not None:
+        out.attrs["time_step_days"] = float(time_step_days)
     if "spatial_ref" in pair_velocities.coords:
         out = out.assign_coords(spatial_ref=pair_velocities["spatial_ref"])
     return out

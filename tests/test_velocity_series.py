@@ -175,6 +175,39 @@ def test_make_pairs_two_sensors() -> None:
     assert set(coords) == {"date1", "date2", "dt_days", "sensor"}
 
 
+def test_make_pairs_keeps_sar_pairs_within_one_orbit_and_for_source() -> None:
+    s1 = _cube([0, 0.4, 6, 6.4, 12, 12.4], ["sentinel-1a"] * 6).assign_coords(relative_orbit=("time", [25, 90] * 3))
+    s2 = _cube([3, 8], ["sentinel-2a", "sentinel-2b"]).assign_coords(relative_orbit=("time", [68, 25]))
+    net = make_pairs([s1, s2], min_days=1, max_days=12)
+    s1_pairs = net.table[net.table.sensor == "sentinel-1"]
+    orbit = net.scenes.relative_orbit.to_numpy()
+    assert (orbit[s1_pairs.reference_index] == orbit[s1_pairs.secondary_index]).all() and len(s1_pairs) == 6
+    assert len(net.table[net.table.sensor == "sentinel-2"]) == 1  # optical pairs may cross orbits
+    own = net.for_source(1)
+    assert own[["reference", "secondary"]].values.tolist() == [[0, 1]]
+    with pytest.raises(ValueError, match="no pair comes from cube 2"):
+        net.for_source(2)
+
+
+def test_time_step_connects_sensors_whose_dates_never_coincide() -> None:
+    """Two interleaved sub-networks (dates 0.4 day apart): separate nodes leave gaps; a 6-day grid joins them exactly."""
+    a = np.arange(0, 48, 6.0)
+    d1 = np.concatenate([a[:-1], a[:-2] + 0.4])
+    d2 = np.concatenate([a[1:], a[2:] + 0.4])
+    truth = 100.0
+    vx = np.full((d1.size, 1, 1), truth, np.float32)
+    ds = _pairs_dataset(d1, d2, vx, vx)
+    separate = invert_velocity(ds, outlier_mad=None).compute()
+    assert np.isnan(separate.vx.values).any()  # intervals between the two sub-networks' nodes
+    joined = invert_velocity(ds, outlier_mad=None, time_step_days=6).compute()
+    np.testing.assert_allclose(joined.vx.values, truth, rtol=1e-5)
+    assert joined.sizes["time"] == a.size - 1 and joined.attrs["time_step_days"] == 6.0
+    with pytest.raises(ValueError, match="time_step_days must be a positive"):
+        invert_velocity(ds, time_step_days=0)
+    with pytest.raises(ValueError, match="every pair is shorter than half a step"):
+        invert_velocity(ds, time_step_days=100)
+
+
 def test_make_pairs_errors() -> None:
     s1 = _cube([0, 12, 24], ["sentinel-1a"] * 3)
     with pytest.raises(ValueError, match="sensors"):
