@@ -238,7 +238,8 @@ def match_block(
     w_top, w_left = top + prior_rows - s, left + prior_cols - s
     window_full = _box_sums(sec_valid, w_top, w_left, chip + 2 * s) == (chip + 2 * s) ** 2
     matchable = (ref_fraction >= min_valid_fraction) & ~textureless
-    surfaces = np.full((n, 2 * s + 1, 2 * s + 1), -np.inf, dtype=np.float32)
+    surfaces = np.empty((n, 2 * s + 1, 2 * s + 1), dtype=np.float32)  # every matchable row is written below
+    surfaces[~matchable] = -np.inf
     if coherent:
         _coherent_surfaces(ref_filled, sec_filled, top, left, w_top, w_left, matchable, chip, surfaces)
         _mask_outside_search(surfaces, search_px)
