@@ -18,21 +18,27 @@ from cryocube.compute import configure_io_threads
 configure_io_threads()
 from cryocube.aws import AWSFormatError, MeltValidation, aws_melt_days, read_aws_logger, validate_melt
 from cryocube.catalog import CatalogError, search
+from cryocube.coherent import dinsar_chain, dinsar_velocity, interferogram, topographic_phase
 from cryocube.cube import build_cube, describe_cube, load_cube
 from cryocube.detector_offsets import correct_detector_offsets
 from cryocube.gps import detect_surge, project_gps, validation_stats
 from cryocube.grid import Grid
+from cryocube.ice_drift import drift_consistency, track_ice_drift
+from cryocube.ice_features import match_features
 from cryocube.incidence import IncidenceSlopeModel, fit_incidence_slope, normalize_incidence, pair_orbits
+from cryocube.mai import mai
 from cryocube.melt import detect_melt, dry_reference, melt_season
 from cryocube.offset_kernel import OffsetFlag
 from cryocube.offsets import select_pair, smooth_offsets, track_offsets
 from cryocube.pair_tracking import track_pairs
 from cryocube.stac_items import CubeInputError
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube, write_product
+from cryocube.vector_filters import filter_vectors
 from cryocube.velocity import calibrate_stable, offsets_to_velocity
 from cryocube.velocity_series import PairNetwork, invert_velocity, make_pairs
 
 __all__ = [
+    "__version__",
     "AWSFormatError",
     "CatalogError",
     "CubeInputError",
@@ -42,7 +48,6 @@ __all__ = [
     "NotACubeStoreError",
     "OffsetFlag",
     "PairNetwork",
-    "__version__",
     "append_cube",
     "aws_melt_days",
     "build_cube",
@@ -51,11 +56,18 @@ __all__ = [
     "describe_cube",
     "detect_melt",
     "detect_surge",
+    "dinsar_chain",
+    "dinsar_velocity",
+    "drift_consistency",
     "dry_reference",
+    "filter_vectors",
     "fit_incidence_slope",
+    "interferogram",
     "invert_velocity",
     "load_cube",
+    "mai",
     "make_pairs",
+    "match_features",
     "melt_season",
     "normalize_incidence",
     "offsets_to_velocity",
@@ -66,6 +78,8 @@ __all__ = [
     "search",
     "select_pair",
     "smooth_offsets",
+    "topographic_phase",
+    "track_ice_drift",
     "track_offsets",
     "track_pairs",
     "validate_melt",

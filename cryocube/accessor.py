@@ -54,12 +54,30 @@ class CryoAccessor:
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds
 
-    def track_offsets(self, reference: int | str = 0, secondary: int | str = 1, *, variable: str | None = None, **kwargs: Any) -> xr.Dataset:
-        """Forward to :func:`cryocube.track_offsets` on two scenes picked by :func:`cryocube.offsets.select_pair`."""
-        from cryocube.offsets import select_pair, track_offsets
 
-        return track_offsets(*select_pair(self._ds, reference, secondary, variable=variable), **kwargs)
+#: accessor method -> (module, function) of two-image algorithms: ``ds.cryo.<method>(reference=0, secondary=1,
+#: variable=None, **kw)`` is ``<function>(*select_pair(ds, reference, secondary, variable=variable), **kw)``.
+PAIR_FORWARDS: dict[str, tuple[str, str]] = {
+    "track_offsets": ("cryocube.offsets", "track_offsets"),
+    "track_ice_drift": ("cryocube.ice_drift", "track_ice_drift"),
+}
+
+
+def _forward_pair(name: str, module: str, function: str) -> Callable[..., Any]:
+    def method(self: CryoAccessor, reference: int | str = 0, secondary: int | str = 1, *, variable: str | None = None,
+               **kwargs: Any) -> Any:
+        from cryocube.offsets import select_pair
+
+        images = select_pair(self._ds, reference, secondary, variable=variable)
+        return getattr(importlib.import_module(module), function)(*images, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = (f"Forward to :func:`{module}.{function}` on two scenes (position along time or item id) "
+                      "picked by :func:`cryocube.offsets.select_pair`.")
+    return method
 
 
 for _name, (_module, _function) in FORWARDS.items():
     setattr(CryoAccessor, _name, _forward(_name, _module, _function))
+for _name, (_module, _function) in PAIR_FORWARDS.items():
+    setattr(CryoAccessor, _name, _forward_pair(_name, _module, _function))

@@ -1,4 +1,4 @@
-"""The ``cryocube`` command: search, cube, offsets, velocity, melt and demo.
+"""The ``cryocube`` command: search, cube, offsets, velocity, melt, ice-drift, insar and demo.
 
 Kept apart from the algorithms: each sub-command parses options and calls the
 public functions of the package.
@@ -127,6 +127,54 @@ def _cmd_velocity(args: argparse.Namespace) -> int:
     write_product(series, args.out, mode=args.mode, progress=True)
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {series.sizes['time']} intervals from "
           f"{len(network.table)} pairs ({args.method})")
+    return 0
+
+
+def _drift_images(args: argparse.Namespace):
+    """The two images of ``cryocube ice-drift``: scenes of a Zarr cube, or two GeoTIFFs (dB) with ``--times``."""
+    import numpy as np
+    import rioxarray
+
+    from cryocube.offsets import select_pair
+    from cryocube.store import open_cube
+
+    if len(args.inputs) == 1:
+        cube = open_cube(args.inputs[0])
+        return select_pair(cube, _scene(args.reference), _scene(args.secondary), variable=args.variable)
+    if len(args.inputs) != 2:
+        raise ValueError(f"give one cube store or two GeoTIFFs, got {len(args.inputs)} inputs")
+    if not args.times:
+        raise ValueError("two GeoTIFFs need --times REFERENCE SECONDARY (ISO dates, e.g. 2020-03-01T08:32)")
+    images = []
+    for path, when in zip(args.inputs, args.times):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"GeoTIFF not found: {path}")
+        image = rioxarray.open_rasterio(path, chunks={"x": 1024, "y": 1024}).squeeze("band", drop=True).astype("float32")
+        images.append(image.assign_coords(time=np.datetime64(when, "ns")))
+    return images[0], images[1]
+
+
+def _cmd_ice_drift(args: argparse.Namespace) -> int:
+    import rioxarray
+
+    from cryocube.ice_drift import track_ice_drift
+    from cryocube.plot.ice_drift import drift_quiver
+    from cryocube.store import write_product
+
+    reference, secondary = _drift_images(args)
+    land = None
+    if args.land_mask:
+        land = rioxarray.open_rasterio(args.land_mask).squeeze("band", drop=True) != 0
+    drift = track_ice_drift(reference, secondary, grid_step_m=args.grid_step, template_px=args.template,
+                            rotations_deg=tuple(args.rotations), search_px=args.search, max_speed_m_s=args.max_speed,
+                            land_mask=land, filter_method=args.filter)
+    start = time.perf_counter()
+    write_product(drift, args.out, mode=args.mode, progress=True)
+    accepted = float((drift["flag"] == 0).mean())
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {drift.sizes['y']}x{drift.sizes['x']} points every "
+          f"{args.grid_step:g} m, {100 * accepted:.0f}% accepted")
+    if args.quiver:
+        print(f"quiver: {drift_quiver(drift.compute(), reference, args.quiver, every=args.quiver_every)}")
     return 0
 
 
@@ -266,6 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
     p.add_argument("--maps", type=Path, help="also save a PNG of melt onset and melt days")
     p.set_defaults(func=_cmd_melt)
+
+    p = sub.add_parser("ice-drift", help="sea-ice drift between two SAR scenes (features + rotated pattern matching)",
+                       description="Match ORB features, filter the vectors, then pattern-match templates with small rotations "
+                                   "on a regular grid; write u, v (m/s), displacements (m), rotation and quality as Zarr.")
+    p.add_argument("inputs", nargs="+", help="a cube store (Zarr, scenes picked by --reference/--secondary) or two GeoTIFFs in dB")
+    p.add_argument("--out", type=Path, required=True, help="output drift store (Zarr folder)")
+    p.add_argument("--variable", help="cube variable (default: the first one, e.g. hh)")
+    p.add_argument("--reference", default="0", help="reference scene of a cube: position along time or item id (default: 0)")
+    p.add_argument("--secondary", default="1", help="secondary scene of a cube (default: 1)")
+    p.add_argument("--times", nargs=2, metavar=("REFERENCE", "SECONDARY"), help="acquisition times of two GeoTIFFs (ISO)")
+    p.add_argument("--grid-step", type=float, default=1000.0, help="spacing of the drift grid, CRS units (m) (default: 1000)")
+    p.add_argument("--template", type=int, default=35, help="template edge, px (default: 35)")
+    p.add_argument("--rotations", nargs="+", type=float, default=[-3.0, 0.0, 3.0], help="template rotations tried, degrees (default: -3 0 3)")
+    p.add_argument("--search", type=int, default=6, help="search radius around the first guess, px (default: 6)")
+    p.add_argument("--max-speed", type=float, default=0.5, help="fastest plausible drift, m/s (default: 0.5)")
+    p.add_argument("--filter", choices=("voronoi", "polynomial"), default="voronoi", help="feature-vector filter (default: voronoi)")
+    p.add_argument("--land-mask", type=Path, help="GeoTIFF on any grid covering the scene, non-zero = land (masked)")
+    p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
+    p.add_argument("--quiver", type=Path, help="also save a PNG of the drift arrows over the reference image")
+    p.add_argument("--quiver-every", type=int, default=3, help="draw every n-th arrow along each axis (default: 3)")
+    p.set_defaults(func=_cmd_ice_drift)
 
     p = sub.add_parser(
         "demo",

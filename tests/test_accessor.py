@@ -7,13 +7,13 @@ import importlib
 import xarray as xr
 
 import cryocube  # noqa: F401  (registers .cryo)
-from cryocube.accessor import FORWARDS
+from cryocube.accessor import FORWARDS, PAIR_FORWARDS
 from cryocube.detector_offsets import correct_detector_offsets
 from tests.test_detector_offsets import _scene
 
 
 def test_every_forward_resolves_to_a_function():
-    for name, (module, function) in FORWARDS.items():
+    for name, (module, function) in {**FORWARDS, **PAIR_FORWARDS}.items():
         assert callable(getattr(importlib.import_module(module), function)), (name, module, function)
         assert getattr(xr.Dataset().cryo, name).__name__ == name
 

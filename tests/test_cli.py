@@ -137,3 +137,23 @@ def test_velocity_command_writes_a_series(tmp_path, capsys):
     assert int(np.isfinite(series.vx).any(("y", "x")).sum()) == 9  # 3 intervals fall between components
     assert main(["velocity", str(store), "--out", str(tmp_path / "r.zarr"), "--method", "regularized"]) == 2
     assert "smoothing" in capsys.readouterr().err
+
+
+def test_ice_drift_from_two_geotiffs(tmp_path, capsys):
+    from cryocube.ice_scenes import floe_pair
+
+    reference, secondary, truth = floe_pair((256, 256), n_floes=4, seed=2)
+    paths = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    for image, path in zip((reference, secondary), paths):
+        image.drop_vars("time").rio.to_raster(path)
+    times = [str(np.datetime_as_string(image.time.values, unit="s")) for image in (reference, secondary)]
+    out = tmp_path / "drift.zarr"
+    argv = ["ice-drift", *map(str, paths), "--times", *times, "--grid-step", "2000", "--out", str(out), "--quiver", str(tmp_path / "q.png")]
+    assert main(argv) == 0
+    assert "% accepted" in capsys.readouterr().out and (tmp_path / "q.png").stat().st_size > 10_000
+    drift = xr.open_zarr(out, decode_coords="all").compute()
+    ok = drift.flag.values == 0
+    true_x = truth.displacement_x.sel(y=drift.y, x=drift.x, method="nearest").values
+    assert ok.mean() > 0.5 and np.nanmedian(np.abs(drift.displacement_x.values[ok] - true_x[ok])) < 50  # m, 100 m pixels
+    assert main(["ice-drift", *map(str, paths), "--out", str(tmp_path / "x.zarr")]) == 2
+    assert "--times" in capsys.readouterr().err
