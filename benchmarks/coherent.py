@@ -28,21 +28,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _memory import peak_rss_mb  # noqa: E402  (benchmarks/ is the script folder)
 
 LOOKS = (10, 2)
 CHUNK = 1000
-
-
-def _peak_mb() -> float:
-    """Peak resident memory of this process (MB): ``VmHWM`` of /proc (Linux).
-
-    Not ``getrusage``: its ``ru_maxrss`` survives fork + exec, so a child would
-    report the parent's high-water mark (the simulation).
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return float(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def prepare(size: int, store: Path) -> None:
@@ -64,29 +53,29 @@ def child(store: Path) -> None:
 
     ds = xr.open_zarr(store)
     timings: dict[str, float] = {}
-    peaks: dict[str, float] = {"start": _peak_mb()}
+    peaks: dict[str, float] = {"start": peak_rss_mb()}
     with dask.config.set(scheduler="threads", num_workers=2):
         t0 = time.perf_counter()
         ifg_c = interferogram(ds["slc1"], ds["slc2"], looks=LOOKS, dem_phase=ds["topo_phase"]).compute()
         timings["interferogram (from Zarr)"] = time.perf_counter() - t0
-        peaks["interferogram (from Zarr)"] = _peak_mb()
+        peaks["interferogram (from Zarr)"] = peak_rss_mb()
 
         t0 = time.perf_counter()
         filtered_c = goldstein(ifg_c["interferogram"].chunk(512), alpha=0.5, fft_px=32).compute()
         timings["goldstein"] = time.perf_counter() - t0
-        peaks["goldstein"] = _peak_mb()
+        peaks["goldstein"] = peak_rss_mb()
 
         t0 = time.perf_counter()
         unw = unwrap(filtered_c, ifg_c["coherence"], method="snaphu", min_coherence=0.3,
                      nlooks=float(ifg_c["coherence"].attrs["nlooks"])).compute()
         timings["snaphu (unwrap)"] = time.perf_counter() - t0
-        peaks["snaphu (unwrap)"] = _peak_mb()
+        peaks["snaphu (unwrap)"] = peak_rss_mb()
 
         t0 = time.perf_counter()
         dinsar_velocity(unw, dt_days=1.0, wavelength_m=0.0566, coherence=ifg_c["coherence"]).compute()
         timings["dinsar_velocity"] = time.perf_counter() - t0
     timings["total"] = sum(timings.values())
-    peak_mb = _peak_mb()
+    peak_mb = peak_rss_mb()
 
     s1, s2, phase = (np.asarray(ds[v].values) for v in ("slc1", "slc2", "topo_phase"))
     t0 = time.perf_counter()

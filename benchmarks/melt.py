@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _memory import peak_rss_mb  # noqa: E402  (benchmarks/ is the script folder)
 
 THRESHOLD_DB = -3.0
 REFERENCE_DB = {"hh": np.float32(-8.0), "hv": np.float32(-16.0)}
@@ -137,7 +137,7 @@ def run_one(which: str, store: Path) -> None:
     start = time.perf_counter()
     result = (ours if which == "ours" else baseline)(store)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"which": which, "seconds": seconds, "peak_mb": peak_mb, "result": result}))
 
 

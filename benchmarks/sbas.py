@@ -40,13 +40,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _memory import peak_rss_mb  # noqa: E402  (benchmarks/ is the script folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 MINTPY_PYTHON = ROOT / ".venv-mintpy" / "bin" / "python"
@@ -92,16 +92,6 @@ def run_cryocube(work: Path, chunk: int = CHUNK) -> None:
         write_product(ts, work / "ts.zarr", mode="w")
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb()}))
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (MB): ``VmHWM`` (Linux), else ``ru_maxrss``."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(args: list[str], python: str = sys.executable) -> subprocess.CompletedProcess:
@@ -158,7 +148,7 @@ def main() -> None:
     if args.no_mintpy:
         return
     if not MINTPY_PYTHON.exists():
-        sys.exit(f"MintPy environment missing: python3 -m venv .venv-mintpy && .venv-mintpy/bin/pip install mintpy")
+        sys.exit("MintPy environment missing: python3 -m venv .venv-mintpy && .venv-mintpy/bin/pip install mintpy")
     theirs = child([str(ROOT / "benchmarks" / "_mintpy_invert.py"), str(work)], python=str(MINTPY_PYTHON))
     if theirs.returncode != 0:
         sys.exit(f"MintPy run failed:\n{theirs.stderr[-3000:]}")

@@ -8,7 +8,7 @@ dates 6-12 days apart, each paired with its next 5 dates (200 pairs <-> 43 dates
 per-pixel errors (vy_error = 1.2 vx_error); ``--gross`` of the pair values are
 gross errors (+-300..3000 m/yr) and ``--missing`` are NaN.
 
-Contenders, each in its own process (peak RSS from ``resource.getrusage``), both
+Contenders, each in its own process (peak RSS: ``VmHWM``, see ``_memory.py``), both
 on all cores with BLAS/OpenMP limited to one thread per worker:
 
 * **baseline**: dense batched weighted least squares in numpy, per Zarr chunk and
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _memory import peak_rss_mb  # noqa: E402  (benchmarks/ is the script folder)
 
 NEIGHBOURS = 5
 CHUNK = 128
@@ -160,7 +160,7 @@ def run_one(which: str, store: Path, workers: int) -> None:
     start = time.perf_counter()
     result = (ours if which == "ours" else baseline)(store, workers)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"which": which, "seconds": seconds, "peak_mb": peak_mb, **result}))
 
 

@@ -8,7 +8,6 @@ dims ``(pair, y, x)`` with per-pair coordinates ``date1``, ``date2`` (datetime64
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np

@@ -66,7 +66,7 @@ def main() -> None:
           f"dy = {float(centre.displacement_y.median()) / 1000:.2f} km")
     speed = np.hypot(forward.u.values, forward.v.values)
     print(f"speed (accepted): median {np.nanmedian(speed):.4f} m/s, max {np.nanmax(speed):.4f} m/s")
-    print(f"rotation (accepted): 5/50/95 % = " + " ".join(f"{v:.2f}" for v in np.nanpercentile(forward.rotation_deg.values, [5, 50, 95])) + " deg")
+    print("rotation (accepted): 5/50/95 % = " + " ".join(f"{v:.2f}" for v in np.nanpercentile(forward.rotation_deg.values, [5, 50, 95])) + " deg")
     r = residual.residual.values
     both = np.isfinite(r)
     print(f"forward-backward residual over {both.sum()} points: median {np.median(r[both]):.1f} m, "
