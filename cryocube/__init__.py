@@ -20,17 +20,20 @@ from cryocube.aws import AWSFormatError, MeltValidation, aws_melt_days, read_aws
 from cryocube.catalog import CatalogError, search
 from cryocube.coherent import dinsar_chain, dinsar_velocity, interferogram, topographic_phase
 from cryocube.cube import build_cube, describe_cube, load_cube
+from cryocube.deformation import fit_deformation
 from cryocube.detector_offsets import correct_detector_offsets
 from cryocube.gps import detect_surge, project_gps, validation_stats
 from cryocube.grid import Grid
 from cryocube.ice_drift import drift_consistency, track_ice_drift
 from cryocube.ice_features import match_features
 from cryocube.incidence import IncidenceSlopeModel, fit_incidence_slope, normalize_incidence, pair_orbits
+from cryocube.interferograms import open_interferograms
 from cryocube.mai import mai
 from cryocube.melt import detect_melt, dry_reference, melt_season
 from cryocube.offset_kernel import OffsetFlag
 from cryocube.offsets import select_pair, smooth_offsets, track_offsets
 from cryocube.pair_tracking import track_pairs
+from cryocube.sbas import closure_phase, invert_sbas, rereference
 from cryocube.stac_items import CubeInputError
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube, write_product
 from cryocube.vector_filters import filter_vectors
@@ -52,6 +55,7 @@ __all__ = [
     "aws_melt_days",
     "build_cube",
     "calibrate_stable",
+    "closure_phase",
     "correct_detector_offsets",
     "describe_cube",
     "detect_melt",
@@ -61,8 +65,10 @@ __all__ = [
     "drift_consistency",
     "dry_reference",
     "filter_vectors",
+    "fit_deformation",
     "fit_incidence_slope",
     "interferogram",
+    "invert_sbas",
     "invert_velocity",
     "load_cube",
     "mai",
@@ -72,9 +78,11 @@ __all__ = [
     "normalize_incidence",
     "offsets_to_velocity",
     "open_cube",
+    "open_interferograms",
     "pair_orbits",
     "project_gps",
     "read_aws_logger",
+    "rereference",
     "search",
     "select_pair",
     "smooth_offsets",

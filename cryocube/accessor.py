@@ -35,6 +35,10 @@ FORWARDS: dict[str, tuple[str, str]] = {
     "validation_stats": ("cryocube.gps", "validation_stats"),
     "make_pairs": ("cryocube.velocity_series", "make_pairs"),
     "invert_velocity": ("cryocube.velocity_series", "invert_velocity"),
+    "invert_sbas": ("cryocube.sbas", "invert_sbas"),
+    "rereference": ("cryocube.sbas", "rereference"),
+    "closure_phase": ("cryocube.sbas", "closure_phase"),
+    "fit_deformation": ("cryocube.deformation", "fit_deformation"),
 }
 
 

@@ -178,6 +178,52 @@ def _cmd_ice_drift(args: argparse.Namespace) -> int:
     return 0
 
 
+def _insar_reference(args: argparse.Namespace) -> tuple | list | None:
+    """The SBAS reference of ``cryocube insar``: a pixel, an area or points (coordinate units)."""
+    given = [r for r in (args.reference_point, args.reference_area) if r]
+    if len(given) != 1:
+        raise ValueError("give exactly one of --reference-point Y X or --reference-area XMIN YMIN XMAX YMAX: "
+                         "each unwrapped interferogram has its own constant, so a stable reference is needed")
+    return tuple(given[0])
+
+
+def _cmd_insar(args: argparse.Namespace) -> int:
+    import numpy as np
+    import xarray as xr
+
+    from cryocube.deformation import fit_deformation
+    from cryocube.interferograms import open_interferograms
+    from cryocube.plot.insar import sbas_velocity_map
+    from cryocube.sbas import closure_phase, invert_sbas
+    from cryocube.store import write_product
+
+    reference = _insar_reference(args)
+    ifgs = open_interferograms(args.source, chunks=args.chunk, headers=args.headers)
+    print(f"{ifgs.sizes['pair']} interferograms, {ifgs.sizes['y']}x{ifgs.sizes['x']} px, wavelength "
+          f"{ifgs.attrs.get('wavelength_m', float('nan')):.4f} m")
+    ts = invert_sbas(ifgs, weight=None if args.weight == "none" else args.weight, method=args.method,
+                     reference=reference, min_coherence=args.min_coherence)
+    model = args.model
+    if model is None:  # seasonal terms need a year of data, else they trade off with the velocity
+        span_days = float((ts["time"].max() - ts["time"].min()) / np.timedelta64(1, "D"))
+        model = ["linear", "annual"] if span_days >= 365 else ["linear"]
+        print(f"deformation model: {' + '.join(model)} (the stack spans {span_days:.0f} days)")
+    fit = fit_deformation(ts, model=tuple(model))
+    closure = closure_phase(ifgs, reference=reference)
+    product = xr.merge([ts, fit, closure[["n_nonzero_closure"]]], combine_attrs="override")
+    start = time.perf_counter()
+    write_product(product, args.out, mode=args.mode, progress=True)
+    velocity = product["velocity"].values if "velocity" in product else None
+    summary = ""
+    if velocity is not None and np.isfinite(velocity).any():
+        low, median, high = np.nanpercentile(velocity, [1, 50, 99])
+        summary = f"; LoS velocity p1/median/p99 {low * 1000:.1f}/{median * 1000:.1f}/{high * 1000:.1f} mm/yr"
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {product.sizes['time']} dates{summary}")
+    if args.map:
+        print(f"velocity map: {sbas_velocity_map(xr.open_zarr(args.out, decode_coords='all'), args.map)}")
+    return 0
+
+
 def _cmd_melt(args: argparse.Namespace) -> int:
     from cryocube.incidence import fit_incidence_slope, normalize_incidence
     from cryocube.melt import detect_melt, melt_season
@@ -335,6 +381,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiver", type=Path, help="also save a PNG of the drift arrows over the reference image")
     p.add_argument("--quiver-every", type=int, default=3, help="draw every n-th arrow along each axis (default: 3)")
     p.set_defaults(func=_cmd_ice_drift)
+
+    p = sub.add_parser("insar", help="InSAR displacement time series (SBAS) and deformation fit from an interferogram stack",
+                       description="Read unwrapped interferograms and coherence (GeoTIFF stack or Zarr), invert the SBAS "
+                                   "time series per pixel, fit velocity and seasonal terms, count closure errors; write Zarr.")
+    p.add_argument("source", help="folder or glob of GeoTIFFs (*unw*, *cc*), or a Zarr store with unwrapped_phase and coherence")
+    p.add_argument("--out", type=Path, required=True, help="output store (Zarr folder): displacement (time, y, x), velocity, ...")
+    p.add_argument("--headers", type=Path, help="folder of GAMMA .par headers (looks, heading)")
+    p.add_argument("--reference-point", nargs=2, type=float, metavar=("Y", "X"), help="reference pixel, coordinate units")
+    p.add_argument("--reference-area", nargs=4, type=float, metavar=("XMIN", "YMIN", "XMAX", "YMAX"), help="reference area (mean), coordinate units")
+    p.add_argument("--method", choices=("l2", "l1"), default="l2", help="l2 (weighted least squares) or l1 (robust to 2 pi errors) (default: l2)")
+    p.add_argument("--weight", choices=("coherence", "none"), default="coherence", help="pair weights (default: coherence, as MintPy)")
+    p.add_argument("--min-coherence", type=float, default=0.0, help="leave out pairs below this coherence, per pixel (default: 0)")
+    p.add_argument("--model", nargs="+", help="deformation model terms: linear annual semiannual (default: linear annual when "
+                                              "the stack spans a year, else linear)")
+    p.add_argument("--chunk", type=int, default=100, help="spatial chunk edge, px (default: 100)")
+    p.add_argument("--mode", choices=("w-", "w"), default="w-", help="w- refuses to overwrite an existing store (default), w overwrites")
+    p.add_argument("--map", type=Path, help="also save a PNG of the LoS velocity")
+    p.set_defaults(func=_cmd_insar)
 
     p = sub.add_parser(
         "demo",

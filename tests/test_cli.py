@@ -158,3 +158,22 @@ def test_ice_drift_from_two_geotiffs(tmp_path, capsys):
     assert ok.mean() > 0.5 and np.nanmedian(np.abs(drift.displacement_x.values[ok] - true_x[ok])) < 50  # m, 100 m pixels
     assert main(["ice-drift", *map(str, paths), "--out", str(tmp_path / "x.zarr")]) == 2
     assert "--times" in capsys.readouterr().err
+
+
+def test_insar_on_the_mexico_city_stack(tmp_path, capsys):
+    from tests.conftest import SHARED_DATA
+
+    stack = SHARED_DATA / "pyrate_cropA_s1_insar_stack"
+    out = tmp_path / "mx.zarr"
+    argv = ["insar", str(stack / "geotiffs"), "--headers", str(stack / "headers"), "--out", str(out),
+            "--reference-area", "-99.186", "19.425", "-99.165", "19.443", "--map", str(tmp_path / "v.png")]
+    assert main(argv) == 0
+    assert "deformation model: linear (the stack spans 192 days)" in capsys.readouterr().out
+    product = xr.open_zarr(out, decode_coords="all").compute()
+    assert product.displacement.dims == ("time", "y", "x") and product.sizes["time"] == 13
+    v = product.velocity.values
+    # Mexico City subsidence: LoS order -0.2 to -0.3 m/yr on the lake bed (east), ~0 on the western hills (reference)
+    assert np.nanpercentile(v, 1) < -0.2 and abs(np.nanmedian(v[:, :15])) < 0.02
+    assert (tmp_path / "v.png").stat().st_size > 10_000
+    assert main(["insar", str(stack / "geotiffs"), "--out", str(tmp_path / "x.zarr")]) == 2
+    assert "--reference-point Y X or --reference-area" in capsys.readouterr().err
