@@ -169,6 +169,58 @@ def demo_station(out: Path) -> None:
     print(f"[aws] plot: {aws_melt_plot(station['Temperature_Avg'], days, out / 'aws_kpc_u_2019.png')}")
 
 
+#: Synthetic permafrost stack of the demo (Beiluhe-like: 60 dates, 204 pairs) and its stable reference pixel (fractions of y, x).
+INSAR_SHAPE, INSAR_DATES, INSAR_PAIRS, INSAR_REFERENCE = (120, 160), 60, 204, (0.5, 0.97)
+#: Time-series plot points (fractions of y, x): a thaw slump and a frost-heave area.
+INSAR_POINTS = (("slump", 0.35, 0.30), ("heave", 0.20, 0.55))
+#: The Mexico City stack (PyRate cropA) and a stable reference area on the western hills (x_min, y_min, x_max, y_max, degrees).
+MEXICO_STACK = PROMICE_FILE.parents[1] / "pyrate_cropA_s1_insar_stack"
+MEXICO_REFERENCE = (-99.186, 19.425, -99.165, 19.443)
+
+
+def demo_insar(out: Path) -> xr.Dataset:
+    """SBAS time series of a synthetic permafrost stack (against its truth), and of the real Mexico City stack when present."""
+    from cryocube.deformation import fit_deformation
+    from cryocube.insar_scenes import permafrost_stack
+    from cryocube.interferograms import open_interferograms
+    from cryocube.plot.insar import sbas_timeseries_plot, sbas_velocity_map
+    from cryocube.sbas import invert_sbas
+    from cryocube.store import write_product
+
+    start = time.perf_counter()
+    ifgs, truth = permafrost_stack(shape=INSAR_SHAPE, n_dates=INSAR_DATES, n_pairs=INSAR_PAIRS)
+    pick = lambda fy, fx: (float(ifgs[cv.Y][int(fy * (ifgs.sizes[cv.Y] - 1))]), float(ifgs[cv.X][int(fx * (ifgs.sizes[cv.X] - 1))]))  # noqa: E731
+    ts = invert_sbas(ifgs.chunk({cv.Y: 100, cv.X: 100}), reference=pick(*INSAR_REFERENCE))
+    fit = fit_deformation(ts)
+    product = xr.merge([ts, fit], combine_attrs="override").compute()
+    write_product(product, out / "insar_permafrost.zarr", mode="w")
+    recoverable = truth["recoverable_displacement"] - truth["recoverable_displacement"].sel(
+        dict(zip((cv.Y, cv.X), pick(*INSAR_REFERENCE))), method="nearest")
+    rmse = float(np.sqrt(np.nanmean((product["displacement"] - recoverable) ** 2)))
+    v_error = float(np.sqrt(np.nanmean((product["velocity"] - (truth["velocity"] - truth["velocity"].sel(
+        dict(zip((cv.Y, cv.X), pick(*INSAR_REFERENCE))), method="nearest"))) ** 2)))
+    print(f"[insar] synthetic permafrost: {ifgs.sizes['pair']} interferograms, {product.sizes['time']} dates, "
+          f"{ifgs.sizes[cv.Y]}x{ifgs.sizes[cv.X]} px in {time.perf_counter() - start:.1f} s; time-series RMSE "
+          f"{rmse * 1000:.2f} mm, velocity RMSE {v_error * 1000:.2f} mm/yr against the truth")
+    points = [pick(fy, fx) for _, fy, fx in INSAR_POINTS]
+    print(f"[insar] maps: {sbas_velocity_map(product, out / 'insar_permafrost_velocity.png', points=points)}, "
+          f"{sbas_timeseries_plot(product, points, out / 'insar_permafrost_timeseries.png', labels=[n for n, _, _ in INSAR_POINTS], truth=recoverable, fit=product)}")
+    if not MEXICO_STACK.exists():
+        print(f"[insar] {MEXICO_STACK} not found: Mexico City step skipped")
+        return product
+    start = time.perf_counter()
+    mexico = open_interferograms(MEXICO_STACK / "geotiffs", headers=MEXICO_STACK / "headers", chunks=50)
+    mx = invert_sbas(mexico, reference=MEXICO_REFERENCE)
+    mx = xr.merge([mx, fit_deformation(mx, model=("linear",))], combine_attrs="override").compute()
+    write_product(mx, out / "insar_mexico_city.zarr", mode="w")
+    low, median = np.nanpercentile(mx["velocity"].values, [1, 50])
+    print(f"[insar] Mexico City (30 Sentinel-1 interferograms, 2018-01 .. 2018-07) in {time.perf_counter() - start:.1f} s: "
+          f"LoS velocity p1 {low * 1000:.0f} mm/yr, median {median * 1000:.0f} mm/yr (subsidence negative); "
+          f"median temporal coherence {float(mx['temporal_coherence'].median()):.2f}")
+    print(f"[insar] map: {sbas_velocity_map(mx, out / 'insar_mexico_city_velocity.png')}")
+    return product
+
+
 #: Synthetic sea-ice pair of the demo: image size (px, 100 m) and drift grid spacing (m).
 ICE_SHAPE, ICE_GRID_STEP_M = (512, 512), 1000.0
 
@@ -312,6 +364,7 @@ def run_demo(out: str | Path = "cryocube-demo", catalogs: str | Path = "catalogs
     demo_melt(cubes["s1"], out)
     demo_station(out)
     demo_ice_drift(out)
+    demo_insar(out)
     scenes = ", ".join(f"{name} {cube.sizes[cv.TIME]} scenes" for name, cube in cubes.items())
     stored = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"done in {time.perf_counter() - started:.1f} s: {scenes}; {stored / 1e6:.1f} MB in {out}")

@@ -101,6 +101,7 @@ def test_demo_writes_cubes_and_quicklooks(tmp_path):
         assert (tmp_path / "demo" / png).stat().st_size > 10_000
     assert "[melt] Nagler wet snow" in result.stdout
     assert "[series] 32 of 32 intervals determined" in result.stdout
+    assert "[insar] synthetic permafrost: 204 interferograms" in result.stdout
     assert "[ice] synthetic floes:" in result.stdout and (tmp_path / "demo" / "ice_drift_synthetic.png").stat().st_size > 10_000
     series = xr.open_zarr(tmp_path / "demo" / "velocity_series.zarr")
     assert series.vx.dims == ("time", "y", "x") and series.attrs["time_step_days"] == 6.0
