@@ -85,6 +85,17 @@ def test_melt_through_the_cluster(client):
     xr.testing.assert_identical(season.compute(), _local(season))
 
 
+def test_sbas_inversion_through_the_cluster(client):
+    from cryocube.insar_scenes import permafrost_stack
+
+    ifgs, _ = permafrost_stack(shape=(48, 64), n_dates=30, seed=2)
+    chunked = ifgs.assign({k: v.chunk({"y": 20, "x": 24}) for k, v in ifgs.data_vars.items()})
+    ts = cc.invert_sbas(chunked, reference=(float(ifgs.y[20]), float(ifgs.x[-2])))
+    fit = cc.fit_deformation(ts)
+    xr.testing.assert_identical(ts.compute(), _local(ts))
+    xr.testing.assert_identical(fit.compute(), _local(fit))
+
+
 @pytest.mark.filterwarnings("ignore:Sending large graph")
 def test_a_killed_worker_does_not_lose_the_job(client):
     cube, _ = melt_scenes.melt_cube((96, 128), seed=3)
