@@ -33,9 +33,11 @@ from cryocube.melt import detect_melt, dry_reference, melt_season
 from cryocube.offset_kernel import OffsetFlag
 from cryocube.offsets import select_pair, smooth_offsets, track_offsets
 from cryocube.pair_tracking import track_pairs
+from cryocube.redifferential import burst_overlap_ramp, redifferential_unwrap, simulate_phase
 from cryocube.sbas import closure_phase, invert_sbas, rereference
 from cryocube.stac_items import CubeInputError
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube, write_product
+from cryocube.unwrap import goldstein, unwrap
 from cryocube.vector_filters import filter_vectors
 from cryocube.velocity import calibrate_stable, offsets_to_velocity
 from cryocube.velocity_series import PairNetwork, invert_velocity, make_pairs
@@ -54,6 +56,7 @@ __all__ = [
     "append_cube",
     "aws_melt_days",
     "build_cube",
+    "burst_overlap_ramp",
     "calibrate_stable",
     "closure_phase",
     "correct_detector_offsets",
@@ -67,6 +70,7 @@ __all__ = [
     "filter_vectors",
     "fit_deformation",
     "fit_incidence_slope",
+    "goldstein",
     "interferogram",
     "invert_sbas",
     "invert_velocity",
@@ -82,14 +86,17 @@ __all__ = [
     "pair_orbits",
     "project_gps",
     "read_aws_logger",
+    "redifferential_unwrap",
     "rereference",
     "search",
     "select_pair",
+    "simulate_phase",
     "smooth_offsets",
     "topographic_phase",
     "track_ice_drift",
     "track_offsets",
     "track_pairs",
+    "unwrap",
     "validate_melt",
     "validation_stats",
     "write_cube",
