@@ -144,6 +144,22 @@ def temporal_chunks(da: xr.DataArray, *, target_bytes: int = TEMPORAL_CHUNK_BYTE
     return chunks
 
 
+def aligned_chunks(chunks: tuple[int, ...], step: int, minimum: int) -> tuple[int, ...]:
+    """Chunk sizes with interior edges on multiples of ``step`` and every chunk at least ``minimum`` px.
+
+    The halo of a block must come from its neighbours only (dask's overlap
+    would otherwise rechunk behind our back), hence the minimum.
+    """
+    total = sum(chunks)
+    edges = sorted({int(round(e / step)) * step for e in np.cumsum(chunks)[:-1]})
+    bounds = [0]
+    for edge in edges:
+        if edge - bounds[-1] >= minimum and total - edge >= minimum:
+            bounds.append(edge)
+    bounds.append(total)
+    return tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+
+
 def per_scene(func: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """Run an elementwise numpy ``func`` one leading-axis slice (scene) at a time.
 

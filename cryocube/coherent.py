@@ -53,7 +53,7 @@ import xarray as xr
 import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import warn_if_oversized
-from cryocube.gps import DAYS_PER_YEAR, _pixel_index
+from cryocube.gps import DAYS_PER_YEAR, pixel_index
 
 #: SLC attrs read by :func:`effective_looks` (processed bandwidth over sampling rate, both axes).
 BANDWIDTH_ATTRS: Final = ("azimuth_bandwidth", "range_bandwidth")
@@ -228,7 +228,7 @@ def effective_looks(slc: xr.DataArray, looks: tuple[int, int], *, azimuth_fracti
     return max(looks[0] * b_az * azimuth_fraction, 1.0) * max(looks[1] * b_rg, 1.0)
 
 
-def _aligned_chunks(chunks: tuple[int, ...], look: int, total: int, minimum: int = 0) -> tuple[int, ...]:
+def look_chunks(chunks: tuple[int, ...], look: int, total: int, minimum: int = 0) -> tuple[int, ...]:
     """Chunks of ``total`` (a multiple of ``look``) near ``chunks``, each a multiple of ``look`` and >= ``minimum``.
 
     (A halo may not be wider than a block, or dask would rechunk behind our back.)
@@ -270,7 +270,7 @@ def looked_blocks(kernel: Callable[..., np.ndarray], arrays: Sequence[xr.DataArr
         padded = [None if a is None else np.pad(np.asarray(a), ((depth_y, depth_y), (0, 0))) for a in trimmed]
         return kernel(*padded, **kwargs), coords
     ref = next(a for a in trimmed if isinstance(a, da.Array))
-    chunks = (_aligned_chunks(ref.chunks[0], la, ny, depth_y), _aligned_chunks(ref.chunks[1], lr, nx))
+    chunks = (look_chunks(ref.chunks[0], la, ny, depth_y), look_chunks(ref.chunks[1], lr, nx))
     warn_if_oversized(ref.rechunk(chunks), getattr(kernel, "__name__", "coherent"), stacklevel=4,
                       suggestion="Chunk the SLCs spatially, e.g. .chunk({'y': 2000, 'x': 2000}).")
     blocks = []
@@ -293,7 +293,7 @@ def looked_blocks(kernel: Callable[..., np.ndarray], arrays: Sequence[xr.DataArr
     return stack, coords
 
 
-def _attrs(source: xr.DataArray, params: dict[str, Any]) -> dict[str, Any]:
+def product_attrs(source: xr.DataArray, params: dict[str, Any]) -> dict[str, Any]:
     return {cv.ATTR_VERSION: cryocube.__version__, cv.ATTR_ITEMS: source.attrs.get(cv.ATTR_ITEMS, []),
             cv.ATTR_PARAMS: json.dumps(params)}
 
@@ -352,7 +352,7 @@ def interferogram(slc1: xr.DataArray, slc2: xr.DataArray, *, looks: Sequence[int
          "coherence": ((cv.Y, cv.X), stack[1].real.astype(np.float32),
                        {"units": "1", "long_name": "interferometric coherence", "nlooks": nlooks})},
         coords=coords, attrs=geometry)
-    return out.assign_attrs(_attrs(slc1, {"looks": list(looks), "dem_phase_removed": dem_phase is not None,
+    return out.assign_attrs(product_attrs(slc1, {"looks": list(looks), "dem_phase_removed": dem_phase is not None,
                                           "nlooks": nlooks}))
 
 
@@ -391,8 +391,8 @@ def calibrate(field: xr.DataArray, gcps: pd.DataFrame, *, column: str,
     """
     gcps = _gcp_table(gcps, column)
     names = [str(v) for v in gcps[next((c for c in ("station", "name") if c in gcps.columns), "x")]]
-    iy = _pixel_index(np.asarray(field[cv.Y].values, np.float64), np.asarray(gcps["y"], np.float64), "y", names)
-    ix = _pixel_index(np.asarray(field[cv.X].values, np.float64), np.asarray(gcps["x"], np.float64), "x", names)
+    iy = pixel_index(np.asarray(field[cv.Y].values, np.float64), np.asarray(gcps["y"], np.float64), "y", names)
+    ix = pixel_index(np.asarray(field[cv.X].values, np.float64), np.asarray(gcps["x"], np.float64), "x", names)
     where = {cv.Y: xr.DataArray(iy, dims="gcp"), cv.X: xr.DataArray(ix, dims="gcp")}
     if labels is None:
         labels = xr.ones_like(field, dtype=np.int32)
@@ -507,7 +507,7 @@ def dinsar_velocity(unwrapped: xr.DataArray | xr.Dataset, *, dt_days: float, wav
     out["v_los"] = v_los.assign_attrs(units="m/yr", long_name="line-of-sight velocity, positive towards the radar")
     out["v_los_error"] = (scale * sigma).astype(np.float32).assign_attrs(
         units="m/yr", long_name="1-sigma error of v_los (Cramer-Rao, from coherence)")
-    return out.assign_attrs(_attrs(phase, params))
+    return out.assign_attrs(product_attrs(phase, params))
 
 
 def dinsar_chain(slc1: xr.DataArray, slc2: xr.DataArray, *, dt_days: float, wavelength_m: float,

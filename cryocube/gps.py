@@ -144,7 +144,7 @@ def _median_mad_n(values: np.ndarray) -> tuple[int, float, float]:
     return int(values.size), median, float(np.median(np.abs(values - median)))
 
 
-def _pixel_index(coord: np.ndarray, values: np.ndarray, name: str, labels: Sequence[str]) -> np.ndarray:
+def pixel_index(coord: np.ndarray, values: np.ndarray, name: str, labels: Sequence[str]) -> np.ndarray:
     """Nearest-pixel index of ``values`` on the 1-D ``coord``; error naming points outside the grid."""
     if coord.size == 0:
         raise ValueError(f"product has an empty {name} dimension")
@@ -261,8 +261,8 @@ def validation_stats(
                   else [f"row {v}" for v in gps_points.index])
         xs = np.asarray(gps_points["x"], dtype=np.float64)
         ys = np.asarray(gps_points["y"], dtype=np.float64)
-        ix = _pixel_index(np.asarray(product[cv.X].values, dtype=np.float64), xs, "x", labels)
-        iy = _pixel_index(np.asarray(product[cv.Y].values, dtype=np.float64), ys, "y", labels)
+        ix = pixel_index(np.asarray(product[cv.X].values, dtype=np.float64), xs, "x", labels)
+        iy = pixel_index(np.asarray(product[cv.Y].values, dtype=np.float64), ys, "y", labels)
         for c in components:
             sar = _sample_points(product[c].transpose(cv.Y, cv.X), iy, ix, window_px)
             rows[c][0:3] = _median_mad_n(sar - np.asarray(gps_points[c], dtype=np.float64))

@@ -69,9 +69,10 @@ from cryocube.chunking import warn_if_oversized
 from cryocube.ice_features import DEFAULT_PERCENTILES, MATCHERS, acquisition_interval_s, feature_vectors
 from cryocube.offset_filters import CONSISTENCY_RADIUS, threshold_flags
 from cryocube.offset_kernel import OffsetFlag, match_block
-from cryocube.prefilters import _masked_gaussian
-from cryocube.offsets import (DEFAULT_BLOCK_PX, _aligned_chunks, _as_dask, _as_image, _check_grids, _consistency_block,
-                              _point_chunks, _time_attrs)
+from cryocube.prefilters import masked_gaussian
+from cryocube.chunking import aligned_chunks
+from cryocube.offsets import (DEFAULT_BLOCK_PX, as_dask, as_image, check_grids, consistency_block,
+                              points_per_block, time_attrs)
 from cryocube.vector_filters import filter_vectors
 
 __all__ = ["track_ice_drift", "drift_consistency", "forward_backward_residual", "first_guess", "LAND"]
@@ -170,7 +171,7 @@ def match_rotated(reference: np.ndarray, secondary: np.ndarray, rows: np.ndarray
         ``rotations_deg``; refined between the tested ones).
     """
     if smooth_px > 0:
-        reference, secondary = (np.where(np.isfinite(a), _masked_gaussian(a, np.isfinite(a), smooth_px), np.nan).astype(np.float32)
+        reference, secondary = (np.where(np.isfinite(a), masked_gaussian(a, np.isfinite(a), smooth_px), np.nan).astype(np.float32)
                                 for a in (reference, secondary))
     n, k = rows.size, rotations_deg.size
     stack = np.full((k, n, len(_OUT)), np.nan, dtype=np.float64)
@@ -407,9 +408,9 @@ def track_ice_drift(
         :class:`~cryocube.offset_kernel.OffsetFlag` plus ``LAND``). NaN where
         rejected. CRS of the input; parameters and times in attrs. Lazy.
     """
-    reference = _as_image(reference, "reference")
-    secondary = _as_image(secondary, "secondary")
-    dy_px, dx_px = _check_grids(reference, secondary)
+    reference = as_image(reference, "reference")
+    secondary = as_image(secondary, "secondary")
+    dy_px, dx_px = check_grids(reference, secondary)
     if not math.isclose(abs(dy_px), abs(dx_px), rel_tol=1e-6):
         raise ValueError(f"track_ice_drift needs square pixels (rotations), got spacing y={dy_px}, x={dx_px}")
     rotations_map = np.asarray(rotations_deg, dtype=np.float64)
@@ -435,13 +436,13 @@ def track_ice_drift(
     depth = h + search + max(int(math.ceil(max_px)), shift) + 2 + 1
 
     land = _land_pixels(land_mask, reference)
-    ref, sec = (_as_dask(image, tile, "intensity") for image in (reference, secondary))
+    ref, sec = (as_dask(image, tile, "intensity") for image in (reference, secondary))
     if land is not None:
         land_dask = land if isinstance(land, da.Array) else da.from_array(land, chunks=ref.chunks)
         ref, sec = (da.where(land_dask.rechunk(a.chunks), np.float32(np.nan), a) for a in (ref, sec))
     # beyond the scene everything is NaN: a halo wider than the scene is cut to it (blocks pad their windows)
     depths = tuple(min(depth, n) for n in reference.shape)
-    ref = ref.rechunk(tuple(_aligned_chunks(c, tile, max(d, tile)) for c, d in zip(ref.chunks, depths)))
+    ref = ref.rechunk(tuple(aligned_chunks(c, tile, max(d, tile)) for c, d in zip(ref.chunks, depths)))
     sec = sec.rechunk(ref.chunks)
     warn_if_oversized(ref, "track_ice_drift", halo_px=max(depths),
                       suggestion=f"Chunk the images spatially, e.g. .chunk({{'y': {DEFAULT_BLOCK_PX}, 'x': {DEFAULT_BLOCK_PX}}}), or lower max_speed_m_s.")
@@ -451,7 +452,7 @@ def track_ice_drift(
     cols = step // 2 + step * np.arange(n_points[1])
     y0, x0 = float(reference[cv.Y][0]), float(reference[cv.X][0])
     points = xr.Dataset(coords={cv.Y: y0 + rows * dy_px, cv.X: x0 + cols * dx_px})
-    point_chunks = tuple(_point_chunks(c, step) for c in ref.chunks)
+    point_chunks = tuple(points_per_block(c, step) for c in ref.chunks)
     feature_kwargs = dict(n_features=int(n_features), ratio=float(ratio), db_range=db_range, percentiles=DEFAULT_PERCENTILES,
                           matcher=matcher)
     filter_kwargs = None if filter_method is None else {"method": filter_method}
@@ -478,8 +479,8 @@ def track_ice_drift(
                          max_error_px=float(max_error_px), dtype=np.uint8)
     if consistency_px is not None:
         stack = da.stack([drow, dcol, flag.astype(np.float32)], axis=-1).rechunk({2: 3})
-        stack = stack.rechunk(tuple(_aligned_chunks(c, 1, CONSISTENCY_RADIUS) for c in stack.chunks[:2]) + ((3,),))
-        flag = da.map_overlap(_consistency_block, stack, depth={0: CONSISTENCY_RADIUS, 1: CONSISTENCY_RADIUS, 2: 0},
+        stack = stack.rechunk(tuple(aligned_chunks(c, 1, CONSISTENCY_RADIUS) for c in stack.chunks[:2]) + ((3,),))
+        flag = da.map_overlap(consistency_block, stack, depth={0: CONSISTENCY_RADIUS, 1: CONSISTENCY_RADIUS, 2: 0},
                               boundary=np.nan, dtype=np.float32, tolerance_px=float(consistency_px),
                               n_sigma=float(consistency_sigma))[..., 0].astype(np.uint8)
     if land is not None:
@@ -511,7 +512,7 @@ def track_ice_drift(
                   min_valid_fraction=min_valid_fraction, min_ncc=min_ncc, min_snr=min_snr, max_error_px=max_error_px,
                   consistency_px=consistency_px, consistency_sigma=consistency_sigma, tile_px=tile,
                   land_mask=None if land_mask is None else type(land_mask).__name__)
-    ds.attrs = {**_time_attrs(reference, "reference"), **_time_attrs(secondary, "secondary"), "dt_s": interval,
+    ds.attrs = {**time_attrs(reference, "reference"), **time_attrs(secondary, "secondary"), "dt_s": interval,
                 cv.ATTR_VERSION: cryocube.__version__, cv.ATTR_PARAMS: json.dumps(params)}
     if reference.rio.crs is not None:
         ds = ds.rio.write_crs(reference.rio.crs)

@@ -41,7 +41,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
-from cryocube.offsets import _as_image, _check_grids
+from cryocube.offsets import as_image, check_grids
 
 __all__ = ["match_features", "feature_vectors", "to_uint8", "acquisition_interval_s", "orb_keypoints", "match_descriptors"]
 
@@ -225,9 +225,9 @@ def match_features(
         Images on different grids, bad parameters, or a speed limit without a time
         interval.
     """
-    reference = _as_image(reference, "reference")
-    secondary = _as_image(secondary, "secondary")
-    dy, dx = _check_grids(reference, secondary)
+    reference = as_image(reference, "reference")
+    secondary = as_image(secondary, "secondary")
+    dy, dx = check_grids(reference, secondary)
     if isinstance(n_features, bool) or int(n_features) != n_features or n_features < 2:
         raise ValueError(f"n_features must be an integer >= 2, got {n_features!r}")
     if not 0 < ratio <= 1:

@@ -66,7 +66,7 @@ import xarray as xr
 from scipy import ndimage, signal
 
 from cryocube import conventions as cv
-from cryocube.coherent import (_attrs, calibrate, check_pair, coherence_from_sums, effective_looks, look_sums,
+from cryocube.coherent import (product_attrs, calibrate, check_pair, coherence_from_sums, effective_looks, look_sums,
                                looked_blocks, median_offset, phase_sigma)
 from cryocube.gps import DAYS_PER_YEAR
 
@@ -285,4 +285,4 @@ def mai(slc1: xr.DataArray, slc2: xr.DataArray, *, split: float = 0.5, looks: Se
         out["v_azimuth"] = v_az.assign_attrs(units="m/yr", long_name="velocity along the flight direction (MAI)")
         out["v_azimuth_error"] = (out["azimuth_displacement_error"] * per_year).astype(np.float32).assign_attrs(
             units="m/yr", long_name="1-sigma error of v_azimuth (Cramer-Rao)")
-    return out.assign_attrs(_attrs(slc1, params) | {"separation_cycles_per_px": df, "nlooks_subaperture": n_sub})
+    return out.assign_attrs(product_attrs(slc1, params) | {"separation_cycles_per_px": df, "nlooks_subaperture": n_sub})

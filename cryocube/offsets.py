@@ -25,7 +25,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
-from cryocube.chunking import warn_if_oversized
+from cryocube.chunking import aligned_chunks, warn_if_oversized
 from cryocube.offset_filters import CONSISTENCY_RADIUS, consistency_flags, smooth, threshold_flags
 from cryocube.offset_kernel import N_OUTPUTS, OUTPUTS, OffsetFlag, match_block
 from cryocube.prefilters import PREFILTERS, halo_px
@@ -36,7 +36,7 @@ DEFAULT_BLOCK_PX = 1024
 _COL = {name: i for i, name in enumerate(OUTPUTS)}
 
 
-def _as_image(image: xr.DataArray, name: str) -> xr.DataArray:
+def as_image(image: xr.DataArray, name: str) -> xr.DataArray:
     """A 2-D ``(y, x)`` DataArray from an image or a one-date slice of a cube."""
     if not isinstance(image, xr.DataArray):
         raise TypeError(f"{name} must be an xarray.DataArray with dims (y, x), got {type(image).__name__}")
@@ -49,7 +49,7 @@ def _as_image(image: xr.DataArray, name: str) -> xr.DataArray:
     return image.transpose(cv.Y, cv.X)
 
 
-def _check_grids(reference: xr.DataArray, secondary: xr.DataArray) -> tuple[float, float]:
+def check_grids(reference: xr.DataArray, secondary: xr.DataArray) -> tuple[float, float]:
     """Check both images share one regular grid; return the pixel spacing (y, x) in coordinate units."""
     if reference.shape != secondary.shape:
         raise ValueError(f"reference {reference.shape} and secondary {secondary.shape} differ in shape: put both on one grid first")
@@ -82,7 +82,7 @@ def _check_search(search_max: int, chip_px: int, shape: tuple[int, int]) -> None
         raise ValueError(f"chip_px + 2 * search_px = {chip_px + 2 * search_max} px is larger than the scene {shape}")
 
 
-def _point_chunks(chunks: tuple[int, ...], step: int) -> tuple[int, ...]:
+def points_per_block(chunks: tuple[int, ...], step: int) -> tuple[int, ...]:
     """Points per block along one axis for blocks whose edges are multiples of ``step``."""
     out, start = [], 0
     for size in chunks:
@@ -94,23 +94,7 @@ def _point_chunks(chunks: tuple[int, ...], step: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _aligned_chunks(chunks: tuple[int, ...], step: int, minimum: int) -> tuple[int, ...]:
-    """Chunk sizes with interior edges on multiples of ``step`` and every chunk at least ``minimum`` px.
-
-    The halo of a block must come from its neighbours only (dask's overlap
-    would otherwise rechunk behind our back), hence the minimum.
-    """
-    total = sum(chunks)
-    edges = sorted({int(round(e / step)) * step for e in np.cumsum(chunks)[:-1]})
-    bounds = [0]
-    for edge in edges:
-        if edge - bounds[-1] >= minimum and total - edge >= minimum:
-            bounds.append(edge)
-    bounds.append(total)
-    return tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]))
-
-
-#: What ``track_offsets(mode=...)`` correlates (see :func:`_as_dask`).
+#: What ``track_offsets(mode=...)`` correlates (see :func:`as_dask`).
 MODES = ("intensity", "amplitude", "complex")
 
 
@@ -123,7 +107,7 @@ def _check_mode(mode: str, image: xr.DataArray, name: str, prefilter: str | None
         raise ValueError("prefilter applies to real images: use prefilter=None with mode='complex'")
 
 
-def _as_dask(image: xr.DataArray, step: int, mode: str) -> da.Array:
+def as_dask(image: xr.DataArray, step: int, mode: str) -> da.Array:
     """The image as a dask array of what is correlated: complex64 for ``"complex"``, else float32.
 
     Complex input is turned into intensity ``|s|^2`` or amplitude ``|s|``; real
@@ -190,12 +174,12 @@ def _match_blocks(ref: np.ndarray, sec: np.ndarray, prior_r: np.ndarray, prior_c
     return out.reshape(n_r, n_c, N_OUTPUTS)
 
 
-def _consistency_block(stack: np.ndarray, *, tolerance_px: float, n_sigma: float) -> np.ndarray:
+def consistency_block(stack: np.ndarray, *, tolerance_px: float, n_sigma: float) -> np.ndarray:
     flag = consistency_flags(stack[..., 0], stack[..., 1], np.nan_to_num(stack[..., 2], nan=OffsetFlag.NODATA).astype(np.uint8), tolerance_px=tolerance_px, n_sigma=n_sigma)
     return flag.astype(np.float32)[..., None]
 
 
-def _time_attrs(image: xr.DataArray, role: str) -> dict[str, Any]:
+def time_attrs(image: xr.DataArray, role: str) -> dict[str, Any]:
     attrs = {}
     if cv.TIME in image.coords and image[cv.TIME].size == 1:
         attrs[f"{role}_time"] = str(np.datetime_as_string(image[cv.TIME].values, unit="s"))
@@ -284,9 +268,9 @@ def track_offsets(
         :class:`~cryocube.offset_kernel.OffsetFlag`, documented in its attrs).
         Lazy: nothing is computed.
     """
-    reference = _as_image(reference, "reference")
-    secondary = _as_image(secondary, "secondary")
-    dy_px, dx_px = _check_grids(reference, secondary)
+    reference = as_image(reference, "reference")
+    secondary = as_image(secondary, "secondary")
+    dy_px, dx_px = check_grids(reference, secondary)
     search_scalar = None if isinstance(search_px, xr.DataArray) else int(search_px)
     step = int(step_px)
     _check_parameters(chip_px, step_px, min_valid_fraction)
@@ -307,15 +291,15 @@ def track_offsets(
     _check_search(max_search, chip_px, reference.shape)
     depth = chip_px // 2 + max_search + int(max(np.max(np.abs(prior_r)), np.max(np.abs(prior_c)))) + 1
 
-    ref = _as_dask(reference, step, mode)
+    ref = as_dask(reference, step, mode)
     smallest = max(depth, step, halo_px(prefilter_sigma_px) if prefilter is not None else 0)
-    ref = ref.rechunk(tuple(_aligned_chunks(c, step, smallest) for c in ref.chunks))
-    sec = _as_dask(secondary, step, mode).rechunk(ref.chunks)
+    ref = ref.rechunk(tuple(aligned_chunks(c, step, smallest) for c in ref.chunks))
+    sec = as_dask(secondary, step, mode).rechunk(ref.chunks)
     warn_if_oversized(ref, "track_offsets", halo_px=depth,
                       suggestion=f"Chunk the images spatially, e.g. .chunk({{'y': {DEFAULT_BLOCK_PX}, 'x': {DEFAULT_BLOCK_PX}}}).")
     if prefilter is not None:
         ref, sec = (_prefiltered(a, prefilter, prefilter_sigma_px) for a in (ref, sec))
-    point_chunks = tuple(_point_chunks(c, step) for c in ref.chunks)
+    point_chunks = tuple(points_per_block(c, step) for c in ref.chunks)
     prior_r, prior_c, search = (_chunked(v, n_points, point_chunks) for v in (prior_r, prior_c, search))
 
     ref_o = da.overlap.overlap(ref, depth={0: depth, 1: depth}, boundary={0: np.nan, 1: np.nan})
@@ -336,7 +320,7 @@ def track_offsets(
                          dtype=np.uint8)
     if consistency_px is not None:
         stack = da.stack([drow, dcol, flag.astype(np.float32)], axis=-1).rechunk({2: 3})
-        flag = da.map_overlap(_consistency_block, stack, depth={0: CONSISTENCY_RADIUS, 1: CONSISTENCY_RADIUS, 2: 0},
+        flag = da.map_overlap(consistency_block, stack, depth={0: CONSISTENCY_RADIUS, 1: CONSISTENCY_RADIUS, 2: 0},
                               boundary=np.nan, dtype=np.float32, tolerance_px=float(consistency_px),
                               n_sigma=float(consistency_sigma))[..., 0].astype(np.uint8)
     accepted = flag == OffsetFlag.OK
@@ -363,7 +347,7 @@ def track_offsets(
                   mode=mode, prefilter=prefilter, prefilter_sigma_px=prefilter_sigma_px if prefilter else None,
                   prior_dx=None if prior_dx is None else ("map" if isinstance(prior_dx, xr.DataArray) else float(prior_dx)),
                   prior_dy=None if prior_dy is None else ("map" if isinstance(prior_dy, xr.DataArray) else float(prior_dy)))
-    ds.attrs = {**_time_attrs(reference, "reference"), **_time_attrs(secondary, "secondary"),
+    ds.attrs = {**time_attrs(reference, "reference"), **time_attrs(secondary, "secondary"),
                 cv.ATTR_VERSION: cryocube.__version__, cv.ATTR_PARAMS: json.dumps(params)}
     if reference.rio.crs is not None:
         ds = ds.rio.write_crs(reference.rio.crs)
@@ -419,7 +403,7 @@ def smooth_offsets(offsets: xr.Dataset, *, size: int = 3, method: str = "median"
         if not isinstance(data, da.Array):
             data = da.from_array(data)
         depth = size // 2
-        data = data.rechunk(tuple(_aligned_chunks(c, 1, depth) for c in data.chunks))
+        data = data.rechunk(tuple(aligned_chunks(c, 1, depth) for c in data.chunks))
         out[name] = offsets[name].copy(data=da.map_overlap(smooth, data, depth=depth, boundary=np.nan, dtype=data.dtype, size=int(size), method=method))
     out.attrs["smoothing"] = f"{method} {size}x{size} points"
     return out

@@ -23,7 +23,7 @@ TRUNCATE = 3.0
 PREFILTERS = ("highpass", "wallis")
 
 
-def _masked_gaussian(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+def masked_gaussian(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     weights = ndimage.gaussian_filter(valid.astype(np.float64), sigma, mode="constant", truncate=TRUNCATE)
     total = ndimage.gaussian_filter(np.where(valid, image, 0.0), sigma, mode="constant", truncate=TRUNCATE)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -34,14 +34,14 @@ def highpass(image: np.ndarray, sigma: float) -> np.ndarray:
     """``image`` minus its NaN-aware Gaussian average of ``sigma`` px (float32; NaN stays NaN)."""
     valid = np.isfinite(image)
     image = image.astype(np.float64)
-    return np.where(valid, image - _masked_gaussian(image, valid, sigma), np.nan).astype(np.float32)
+    return np.where(valid, image - masked_gaussian(image, valid, sigma), np.nan).astype(np.float32)
 
 
 def wallis(image: np.ndarray, sigma: float) -> np.ndarray:
     """High-pass of ``sigma`` px divided by its local standard deviation over the same Gaussian window."""
     valid = np.isfinite(image)
     detail = highpass(image, sigma).astype(np.float64)
-    local_var = _masked_gaussian(detail**2, valid, sigma)
+    local_var = masked_gaussian(detail**2, valid, sigma)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = detail / np.sqrt(local_var)
     return np.where(valid & (local_var > 0), out, np.nan).astype(np.float32)

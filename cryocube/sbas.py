@@ -49,7 +49,7 @@ from cryocube import conventions as cv
 from cryocube.chunking import core_chunked
 from cryocube.sbas_kernel import (closure_kernel, coherence_weights, find_triplets, network_nodes, phase_variance_lut,
                                   sbas_kernel)
-from cryocube.velocity_series import DAYS_PER_YEAR, _pair_days
+from cryocube.velocity_series import DAYS_PER_YEAR, pair_days
 
 #: Inversion methods.
 METHODS = ("l2", "l1")
@@ -278,7 +278,7 @@ def invert_sbas(ifgs: xr.Dataset, *, weight: str | None = "coherence", method: s
     if cv.PAIR not in ifgs.dims or ifgs.sizes[cv.PAIR] < 1:
         raise ValueError(f"ifgs has no pairs (dimension {cv.PAIR!r} missing or empty)")
     wavelength = _wavelength(ifgs, wavelength_m)
-    days1, days2, _, _ = _pair_days(ifgs)
+    days1, days2, _, _ = pair_days(ifgs)
     nodes, node1, node2 = network_nodes(days1, days2)
     t_years = (nodes - nodes[0]) / DAYS_PER_YEAR
     phase = _stack_var(ifgs, "unwrapped_phase")
@@ -372,7 +372,7 @@ def closure_phase(ifgs: xr.Dataset, *, reference: Reference = None, variable: st
     """
     if not isinstance(ifgs, xr.Dataset):
         raise TypeError(f"ifgs must be an xarray Dataset, got {type(ifgs).__name__}")
-    days1, days2, _, _ = _pair_days(ifgs)
+    days1, days2, _, _ = pair_days(ifgs)
     nodes, node1, node2 = network_nodes(days1, days2)
     triplets = find_triplets(node1, node2)
     if triplets.shape[0] == 0:

@@ -29,7 +29,7 @@ import xarray as xr
 import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import warn_if_oversized
-from cryocube.offsets import _aligned_chunks
+from cryocube.chunking import aligned_chunks
 
 #: Unwrappers accepted by :func:`unwrap_kernel` / :func:`unwrap`.
 UNWRAP_METHODS = ("snaphu",)
@@ -202,7 +202,7 @@ def goldstein(ifg: xr.DataArray, *, alpha: float = 0.5, fft_px: int = 32) -> xr.
         data = da.exp(1j * data.astype(np.float32))
     halo = int(fft_px) - 1
     # every block at least ``halo`` px, so its halo comes from its neighbours only (dask would rechunk otherwise)
-    data = data.astype(np.complex64).rechunk(tuple(_aligned_chunks(c, 1, halo) for c in data.chunks))
+    data = data.astype(np.complex64).rechunk(tuple(aligned_chunks(c, 1, halo) for c in data.chunks))
     warn_if_oversized(data, "goldstein", halo_px=halo, suggestion="Chunk the interferogram spatially, e.g. .chunk({'y': 1024, 'x': 1024}).")
     filtered = da.map_overlap(_goldstein_block, data, depth=halo, boundary=0, trim=True, dtype=np.complex64,
                               alpha=float(alpha), fft_px=int(fft_px), halo=halo, grid_chunks=data.chunks)

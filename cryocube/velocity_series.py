@@ -646,7 +646,7 @@ def _count_distinct(labels: np.ndarray) -> np.ndarray:
 
 
 # =========================================================================== xarray wrapper
-def _pair_days(pair_velocities: xr.Dataset) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex, pd.DatetimeIndex]:
+def pair_days(pair_velocities: xr.Dataset) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex, pd.DatetimeIndex]:
     for name in ("date1", "date2"):
         if name not in pair_velocities.coords and name not in pair_velocities.data_vars:
             raise ValueError(f"pair_velocities has no {name!r} coordinate on {cv.PAIR!r}: give each pair its "
@@ -787,7 +787,7 @@ def invert_velocity(pair_velocities: xr.Dataset, *, method: str = "connected-com
         raise ValueError("pair_velocities has only one of 'vx_error'/'vy_error': give both or neither")
     if cv.PAIR not in pair_velocities.dims or pair_velocities.sizes[cv.PAIR] == 0:
         raise ValueError(f"pair_velocities has no pairs (dimension {cv.PAIR!r} missing or empty)")
-    days1, days2, d1, d2 = _pair_days(pair_velocities)
+    days1, days2, d1, d2 = pair_days(pair_velocities)
     if time_step_days is not None:
         if not (np.isfinite(time_step_days) and time_step_days > 0):
             raise ValueError(f"time_step_days must be a positive number of days, got {time_step_days!r}")
