@@ -51,7 +51,10 @@ store (or the previous store) at the path.
 A killed append therefore leaves the store readable with exactly the committed
 scenes, and rerunning the same append rolls back and completes it.
 
-Limits: the guarantees assume one writer at a time per store (no locking). Local
+**Concurrent appends** to a local store are refused: an append holds the lock file
+``.<name>.cryocube-lock`` (created exclusively, holding its pid), and a second
+append raises :class:`StoreBusyError` naming the holder; a lock whose process died
+is taken over. Limits: fsspec URLs are not locked (one writer at a time). Local
 writes rely on POSIX rename semantics and are crash-consistent against a killed
 process, not against power loss (nothing is fsync'ed). For fsspec URLs
 (``s3://``, ``gs://``, ``memory://`` ...) there is no atomic directory rename:
@@ -116,10 +119,15 @@ _TIME_ENCODING = {"units": "nanoseconds since 1970-01-01", "calendar": "prolepti
 _KEEP_ENCODING = ("grid_mapping", "coordinates")
 _TMP_MARK = ".cryocube-tmp-"
 _OLD_MARK = ".cryocube-old-"
+_LOCK_MARK = ".cryocube-lock"
 
 
 class NotACubeStoreError(ValueError):
     """The path exists but is not a (committed) cryocube Zarr store."""
+
+
+class StoreBusyError(RuntimeError):
+    """Another process (or thread) is appending to the store: concurrent appends are refused."""
 
 
 # --------------------------------------------------------------------------------------
@@ -226,6 +234,50 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """Pid written in ``lock`` if that process is alive (this process included), else None."""
+    try:
+        pid = int(lock.read_text().strip() or -1)
+    except (OSError, ValueError):
+        return None
+    return pid if pid == os.getpid() or _pid_alive(pid) else None
+
+
+@contextlib.contextmanager
+def _writer_lock(store: str | os.PathLike, caller: str, shown: str) -> Iterator[None]:
+    """One appender at a time per local store: a ``.<name>.cryocube-lock`` sibling created with O_EXCL.
+
+    A second appender gets :class:`StoreBusyError` naming the holder; a lock left by a
+    dead process is taken over. fsspec URLs are not locked (see the module notes).
+    """
+    path = _local_path(store)
+    if path is None:
+        yield
+        return
+    lock = path.parent / f".{path.name}{_LOCK_MARK}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None:
+                raise StoreBusyError(f"{caller}: {shown!r} is being appended to by process {holder} (lock {lock}); "
+                                     "concurrent appends are refused: wait for it to finish and rerun") from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # stale: its writer died
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise StoreBusyError(f"{caller}: could not take the lock {lock} of {shown!r}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
 
 
 def _recover_local(path: Path) -> None:
@@ -640,9 +692,15 @@ def append_cube(
     rolled back at the start of the next one, so rerunning it completes it. See the
     module docstring for the protocol.
     """
+    _check_cube(ds, "append_cube")
+    with _writer_lock(store, "append_cube", str(store)):
+        return _append_locked(ds, store, skip_existing=skip_existing, progress=progress)
+
+
+def _append_locked(ds: xr.Dataset, store: str | os.PathLike, *, skip_existing: bool, progress: bool) -> str:
+    """The body of :func:`append_cube`, run while holding the store's writer lock."""
     import zarr
 
-    _check_cube(ds, "append_cube")
     store, shown, attrs = _open_committed(store, "append_cube", "does not exist; create it with write_cube")
     rec = attrs[ATTR_COMMIT]
     n0 = int(rec["n_time"])
