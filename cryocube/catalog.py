@@ -53,7 +53,8 @@ rasterio) needs. Items from an API are treated the same way when they carry a
 self link; otherwise their hrefs are left as the API gave them, and
 :func:`validate_items` reports any that stayed relative. Hrefs already absolute
 (a URL, or an absolute local path even when the item came from an http API) are
-never changed.
+never changed; but local paths in the items of a remote (``http(s)://``) catalog
+are refused unless ``allow_local_assets=True`` (:class:`LocalAssetError`).
 
 Every bad input raises a :class:`CatalogError` (a ``ValueError``) naming the
 culprit; an empty result returns an empty ``ItemCollection`` with a
@@ -140,6 +141,10 @@ class CatalogAPIError(CatalogError):
 
 class CatalogConnectionError(CatalogAPIError, ConnectionError):
     """A STAC API could not be reached."""
+
+
+class LocalAssetError(CatalogError):
+    """A remote catalog points at files on this machine, which is refused unless allowed."""
 
 
 class ItemAssetError(CatalogError):
@@ -744,6 +749,7 @@ def search(
     ids: Any = None,
     query: Any = None,
     limit: int | None = None,
+    allow_local_assets: bool = False,
 ) -> pystac.ItemCollection:
     """Search a static STAC catalog or a STAC API; see the module docstring for semantics.
 
@@ -757,6 +763,11 @@ def search(
     limit
         Page size for STAC API requests (1..10000); every page is read. Ignored for
         static catalogs.
+    allow_local_assets
+        Accept items of a remote (``http(s)://``) catalog whose asset hrefs are files
+        on this machine (absolute paths or ``file://``). Refused by default
+        (:class:`LocalAssetError`): a remote catalog must not make cryocube read
+        local files. Local catalogs may always point at local files.
 
     Returns
     -------
@@ -784,9 +795,22 @@ def search(
             raise cause from None
         raise CatalogFormatError(f"invalid STAC object in catalog {name}: {err}") from None
     items = [_absolute_copy(item) for item in found]
+    if _is_url(name) and not allow_local_assets:
+        _refuse_local_assets(items, name)
     if not items:
         warnings.warn(f"nothing matched in STAC catalog {name} with {filters.describe()}", UserWarning, stacklevel=2)
     return pystac.ItemCollection(items, clone_items=False)
+
+
+def _refuse_local_assets(items: Sequence[pystac.Item], name: str) -> None:
+    """Raise :class:`LocalAssetError` if items of the remote catalog ``name`` point at local files."""
+    local = [(item.id, key, asset.href) for item in items for key, asset in item.assets.items()
+             if asset.href.lower().startswith("file:") or (not _is_url(asset.href) and Path(asset.href).is_absolute())]
+    if local:
+        shown = "; ".join(f"item {i!r} asset {k!r} -> {h!r}" for i, k, h in local[:5])
+        raise LocalAssetError(f"remote catalog {name} points at {len(local)} file(s) on this machine ({shown}"
+                              f"{'; ...' if len(local) > 5 else ''}); refused so that a remote catalog cannot make "
+                              "cryocube read local files: pass allow_local_assets=True if you trust it")
 
 
 def _api_search(root: pystac_client.Client, name: str, filters: SearchFilters, limit: int | None) -> list[pystac.Item]:

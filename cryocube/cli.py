@@ -34,7 +34,9 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help='STAC query-extension filter, e.g. \'{"sat:orbit_state": {"eq": "ascending"}}\'',
     )
-    parser.add_argument("--limit", type=int, help="maximum number of items")
+    parser.add_argument("--limit", type=int, help="page size of STAC API requests")
+    parser.add_argument("--allow-local-assets", action="store_true",
+                        help="accept items of a remote catalog that point at files on this machine (refused by default)")
 
 
 def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +51,8 @@ def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
 def _search(args: argparse.Namespace):
     from cryocube.catalog import search
 
-    return search(args.catalog, bbox=args.bbox, datetime=args.datetime, collections=args.collections, ids=args.ids, query=args.query, limit=args.limit)
+    return search(args.catalog, bbox=args.bbox, datetime=args.datetime, collections=args.collections, ids=args.ids, query=args.query, limit=args.limit,
+                  allow_local_assets=args.allow_local_assets)
 
 
 def _cmd_search(args: argparse.Namespace) -> int:

@@ -350,7 +350,7 @@ COMBOS = [
 @pytest.mark.parametrize("params", COMBOS, ids=[str(i) for i in range(len(COMBOS))])
 def test_static_and_api_agree(cat, api, params):
     static = quiet_search(cat, **params)
-    remote = quiet_search(api.url, **params)
+    remote = quiet_search(api.url, allow_local_assets=True, **params)
     assert ids_of(static) == ids_of(remote)
     # and both agree with the pure filter over the items as loaded by pystac
     assert ids_of(static) == ids_of(filter_items(pystac.Catalog.from_file(str(cat)).get_items(recursive=True), **params))
@@ -386,7 +386,7 @@ def test_static_catalog_over_http(cat):
 
 
 def test_api_items_have_local_absolute_asset_paths(api):
-    result = search(api.url, collections="s1-test")
+    result = search(api.url, allow_local_assets=True, collections="s1-test")
     assert ids_of(result) == [i for i in ALL if i.startswith("s1-")]
     for item in result:
         assert item.get_self_href() == f"{api.url}collections/s1-test/items/{item.id}"
@@ -395,9 +395,17 @@ def test_api_items_have_local_absolute_asset_paths(api):
     validate_items(result, ["hh"])
 
 
+def test_remote_catalog_cannot_make_us_read_local_files(api):
+    from cryocube.catalog import LocalAssetError
+
+    with pytest.raises(LocalAssetError, match=r"remote catalog http://127\.0\.0\.1:\d+/ points at \d+ file\(s\) on this machine "
+                                              r"\(item 's1-.*' asset 'hh' -> '/.*'.*allow_local_assets=True"):
+        search(api.url, collections="s1-test")
+
+
 def test_api_sends_parameters_to_the_server(api):
     n_before = len(api.search_requests())
-    search(api.url, bbox=[-50, 68, -46, 70], datetime="2021-01", collections="s1-test",
+    search(api.url, allow_local_assets=True, bbox=[-50, 68, -46, 70], datetime="2021-01", collections="s1-test",
            query={"sat:orbit_state": {"eq": "ascending"}}, limit=7)
     method, path, body = api.search_requests()[n_before]
     assert method == "POST"
@@ -409,7 +417,7 @@ def test_api_sends_parameters_to_the_server(api):
 @pytest.mark.parametrize("limit", [1, 2, 3, 11, 50])
 def test_api_paging(cat, api, limit):
     n_before = len(api.search_requests())
-    result = search(api.url, limit=limit)
+    result = search(api.url, allow_local_assets=True, limit=limit)
     assert ids_of(result) == ALL
     pages = api.search_requests()[n_before:]
     assert len(pages) == -(-len(ALL) // limit)  # one request per page, all pages read
@@ -418,7 +426,7 @@ def test_api_paging(cat, api, limit):
 
 def test_api_paging_default_page_size(api):
     n_before = len(api.search_requests())
-    assert ids_of(search(api.url, collections="s2-test")) == [i for i in ALL if i.startswith("s2-")]
+    assert ids_of(search(api.url, allow_local_assets=True, collections="s2-test")) == [i for i in ALL if i.startswith("s2-")]
     assert len(api.search_requests()) - n_before == 2  # 5 items, server pages of 4
 
 
@@ -430,7 +438,7 @@ def test_api_paging_with_get_through_pystac_client(api):
     assert len(requests) == 3 and all(m == "GET" for m, _, _ in requests)  # 7 items, pages of 3
     expected = {"s1-a", "s2-a", "s1-b", "s1-c", "s2-b", "s2-range", "s1-d"}
     assert ids_of(got) == expected_order(expected)  # the server pages in search() order
-    assert ids_of(search(api.url, datetime="2021-01-01/2021-06-30")) == expected_order(expected)
+    assert ids_of(search(api.url, allow_local_assets=True, datetime="2021-01-01/2021-06-30")) == expected_order(expected)
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -588,7 +596,7 @@ def test_json_that_is_not_a_stac_catalog(tmp_path, content, hint):
 @pytest.mark.parametrize("remote", [False, True])
 def test_unknown_collection(cat, api, remote):
     with pytest.raises(UnknownCollectionError) as info:
-        search(api.url if remote else cat, collections=["s1-test", "sentinel-3"])
+        search(api.url if remote else cat, collections=["s1-test", "sentinel-3"], allow_local_assets=True)
     message = str(info.value)
     assert "'sentinel-3'" in message and "available collections: 's1-test', 's2-test'" in message
     assert "'s1-test'," not in message.split("available")[0]  # the known one is not blamed
@@ -737,11 +745,12 @@ def test_bundled_catalogs_static_and_api_agree():
             assert len(static) > 0
             validate_items(static)
             collections = sorted({item.collection_id for item in static})
-            remote = search(server.url, collections=collections, limit=5)
+            remote = search(server.url, collections=collections, limit=5, allow_local_assets=True)
             assert ids_of(static) == ids_of(remote)
             assert all(Path(a.href).exists() for item in remote for a in item.assets.values())
             first = static[0]
             box_ = first.bbox
             sub_static = quiet_search(path, bbox=box_, datetime=first.datetime)
-            sub_remote = quiet_search(server.url, bbox=box_, datetime=first.datetime, collections=collections)
+            sub_remote = quiet_search(server.url, bbox=box_, datetime=first.datetime, collections=collections,
+                                      allow_local_assets=True)
             assert first.id in ids_of(sub_static) and ids_of(sub_static) == ids_of(sub_remote)
