@@ -52,6 +52,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
+from cryocube.conventions import phase_to_displacement
 from cryocube.chunking import warn_if_oversized
 from cryocube.gps import DAYS_PER_YEAR, pixel_index
 
@@ -491,7 +492,7 @@ def dinsar_velocity(unwrapped: xr.DataArray | xr.Dataset, *, dt_days: float, wav
         nlooks = float(coherence.attrs["nlooks"])
     if not nlooks > 0:
         raise ValueError(f"nlooks must be > 0, got {nlooks!r}")
-    scale = wavelength_m / (4.0 * math.pi) / dt_days * DAYS_PER_YEAR
+    scale = -phase_to_displacement(wavelength_m) / dt_days * DAYS_PER_YEAR
     v_los = (-scale * phase).astype(np.float32)
     sigma = xr.apply_ufunc(phase_sigma, coherence.transpose(cv.Y, cv.X), kwargs={"nlooks": float(nlooks)},
                            dask="parallelized", output_dtypes=[np.float64])

@@ -6,6 +6,7 @@ store and every algorithm spell dimensions, coordinates and units the same way.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 # Dimensions -----------------------------------------------------------------
@@ -61,3 +62,13 @@ VARIABLE_ATTRS: Final[dict[str, dict[str, str]]] = {
 ATTR_VERSION: Final = "cryocube_version"
 ATTR_ITEMS: Final = "cryocube_item_ids"
 ATTR_PARAMS: Final = "cryocube_parameters"
+
+
+def phase_to_displacement(wavelength_m: float) -> float:
+    """Factor (m/rad) turning interferometric phase into LoS displacement: ``-lambda / (4 pi)``.
+
+    The one sign convention of every InSAR step (SBAS, DInSAR, re-differential):
+    ``phase = -4 pi / lambda * d_LoS`` with ``d_LoS`` positive towards the radar
+    (the interferogram is ``s1 conj(s2)``), as in MintPy.
+    """
+    return -float(wavelength_m) / (4 * math.pi)

@@ -22,6 +22,7 @@ import xarray as xr
 from scipy import ndimage
 
 from cryocube import conventions as cv
+from cryocube.conventions import phase_to_displacement
 from cryocube.redifferential import S1_WAVELENGTH_M, los_unit_vector
 
 
@@ -88,12 +89,12 @@ def glacier_interferogram(*, shape: tuple[int, int] = (160, 240), pixel_m: float
     along = 0.4 + 0.6 * xx / (nx - 1)  # speeds up downstream
     e, n, u = los_unit_vector(incidence_deg, heading_deg)
     shape_speed = _profile(eta) * along  # speed (m/yr) for a unit maximum speed
-    unit_phase = -4 * np.pi / wavelength_m * (e * shape_speed * dt_days / 365.25)
+    unit_phase = e * shape_speed * dt_days / 365.25 / phase_to_displacement(wavelength_m)
     steepest = max(np.abs(np.diff(unit_phase, axis=0)).max(), np.abs(np.diff(unit_phase, axis=1)).max())
     speed_max = gradient_factor * np.pi / steepest  # m/yr
     vx, vy = speed_max * shape_speed, np.zeros(shape)
     d_los = (e * vx + n * vy) * dt_days / 365.25
-    phase = -4 * np.pi / wavelength_m * d_los
+    phase = d_los / phase_to_displacement(wavelength_m)
 
     gamma = np.where(glacier, coherence_glacier, coherence_rock)
     patch = ((xx - 0.3 * nx) ** 2 + (yy - (ny - 1) / 2) ** 2) < (0.25 * half_width_px) ** 2

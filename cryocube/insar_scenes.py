@@ -32,6 +32,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
+from cryocube.conventions import phase_to_displacement
 from cryocube.sbas_kernel import coherence_weights, phase_variance_lut
 from cryocube.velocity_series import DAYS_PER_YEAR
 
@@ -170,7 +171,7 @@ def permafrost_stack(*, shape: tuple[int, int] = (60, 80), n_dates: int = 30, ma
     deformation = (model - model[:1]).astype(np.float32)
     atmosphere = _atmosphere(rng, y - y.mean(), x - x.mean(), n_dates, atmosphere_m)
     recoverable = (deformation + atmosphere) - (deformation[:1] + atmosphere[:1])
-    to_phase = -4 * np.pi / wavelength_m
+    to_phase = 1 / phase_to_displacement(wavelength_m)
     date_phase = (deformation + atmosphere) * np.float32(to_phase)
 
     gamma0 = np.clip(0.92 - 0.45 * _blobs(u, w, [(b[0], b[1], b[2] * 1.3, 1.0) for b in VELOCITY_BLOBS[:2]])

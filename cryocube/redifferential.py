@@ -43,6 +43,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
+from cryocube.conventions import phase_to_displacement
 from cryocube.unwrap import align_components, goldstein, unwrap
 
 #: Sentinel-1 C-band radar wavelength (m).
@@ -139,7 +140,7 @@ def simulate_phase(velocity_or_offsets: xr.Dataset | xr.DataArray, *, dt_days: f
         d_los = scale * (east * ds[names[0]] + north * ds[names[1]] + (up * ds[names[2]] if names[2] in ds else 0.0))
     else:
         raise TypeError(f"velocity_or_offsets must be an xarray Dataset or DataArray, got {type(velocity_or_offsets).__name__}")
-    phase = (-4 * np.pi / float(wavelength_m)) * d_los
+    phase = d_los / phase_to_displacement(wavelength_m)
     phase.attrs = {"units": "rad", "long_name": f"interferometric phase simulated from {source}", "wavelength_m": float(wavelength_m),
                    "sign_convention": "phase = -4 pi / wavelength * d_LoS, d_LoS positive towards the radar"}
     return phase.rename("simulated_phase")
@@ -279,7 +280,7 @@ def redifferential_unwrap(interferogram: xr.DataArray, *, simulated_phase_from: 
     phase = total["unwrapped_phase"]
     out = xr.Dataset(coords=interferogram.coords)
     out["unwrapped_phase"] = phase.assign_attrs(units="rad", long_name="unwrapped LoS phase (re-differential + simulated)")
-    out["los_displacement"] = (-float(wavelength_m) / (4 * np.pi) * phase).assign_attrs(
+    out["los_displacement"] = (phase_to_displacement(wavelength_m) * phase).assign_attrs(
         units="m", long_name="LoS displacement, positive towards the radar")
     out["residual_phase"] = unwrapped["unwrapped_phase"].assign_attrs(units="rad", long_name="unwrapped re-differential (residual) phase")
     out["simulated_phase"] = sim.assign_attrs(units="rad", long_name="simulated phase subtracted before unwrapping")

@@ -36,7 +36,6 @@ of a pixel with all pairs).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +45,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
+from cryocube.conventions import phase_to_displacement
 from cryocube.chunking import core_chunked
 from cryocube.sbas_kernel import (closure_kernel, coherence_weights, find_triplets, network_nodes, phase_variance_lut,
                                   sbas_kernel)
@@ -57,11 +57,6 @@ METHODS = ("l2", "l1")
 WEIGHTS = ("coherence", None)
 
 Reference = None | tuple[float, float] | tuple[float, float, float, float] | Sequence[tuple[float, float]]
-
-
-def phase_to_displacement(wavelength_m: float) -> float:
-    """Factor (m/rad) turning interferometric phase into LoS displacement: ``-lambda / (4 pi)``."""
-    return -float(wavelength_m) / (4 * math.pi)
 
 
 def _wavelength(ifgs: xr.Dataset, wavelength_m: float | None) -> float:
