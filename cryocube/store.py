@@ -51,10 +51,11 @@ store (or the previous store) at the path.
 A killed append therefore leaves the store readable with exactly the committed
 scenes, and rerunning the same append rolls back and completes it.
 
-**Concurrent appends** to a local store are refused: an append holds the lock file
-``.<name>.cryocube-lock`` (created exclusively, holding its pid), and a second
-append raises :class:`StoreBusyError` naming the holder; a lock whose process died
-is taken over. Limits: fsspec URLs are not locked (one writer at a time). Local
+**Concurrent appends** to a local store are refused: an append holds an exclusive
+``flock`` on ``.<name>.cryocube-lock`` (which records its pid), and a second append
+raises :class:`StoreBusyError` naming the holder; the kernel releases the lock of a
+process that died, so its leftover file is reused. Limits: fsspec URLs, and
+platforms without ``fcntl`` (Windows), are not locked (one writer at a time). Local
 writes rely on POSIX rename semantics and are crash-consistent against a killed
 process, not against power loss (nothing is fsync'ed). For fsspec URLs
 (``s3://``, ``gs://``, ``memory://`` ...) there is no atomic directory rename:
@@ -236,48 +237,60 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _lock_holder(lock: Path) -> int | None:
-    """Pid written in ``lock`` if that process is alive (this process included), else None."""
-    try:
-        pid = int(lock.read_text().strip() or -1)
-    except (OSError, ValueError):
-        return None
-    return pid if pid == os.getpid() or _pid_alive(pid) else None
+def _lock_holder(lock: Path) -> str:
+    """Who holds ``lock``, for error messages: the pid it records, or "another writer"."""
+    with contextlib.suppress(OSError):
+        pid = lock.read_text().strip()
+        if pid.isdigit():
+            return f"process {pid}"
+    return "another writer"
 
 
 @contextlib.contextmanager
 def _writer_lock(store: str | os.PathLike, caller: str, shown: str) -> Iterator[None]:
-    """One appender at a time per local store: a ``.<name>.cryocube-lock`` sibling created with O_EXCL.
+    """One appender at a time per local store: an exclusive ``flock`` on ``.<name>.cryocube-lock``.
 
-    A second appender gets :class:`StoreBusyError` naming the holder; a lock left by a
-    dead process is taken over. fsspec URLs are not locked (see the module notes).
+    The kernel drops the lock when its holder exits, so a lock file left by a killed
+    appender is simply reused. A second appender (another process, or another thread
+    of this one) gets :class:`StoreBusyError` naming the holder's pid. The lock file is
+    unlinked before the lock is released, and a writer that locked a file unlinked
+    meanwhile retries on the new one, so two writers never hold it at once. fsspec
+    URLs, and platforms without ``fcntl``, are not locked (see the module notes).
     """
     path = _local_path(store)
-    if path is None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    if path is None or fcntl is None:
         yield
         return
     lock = path.parent / f".{path.name}{_LOCK_MARK}"
-    for _ in range(2):
+    for _ in range(10):
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = _lock_holder(lock)
-            if holder is not None:
-                raise StoreBusyError(f"{caller}: {shown!r} is being appended to by process {holder} (lock {lock}); "
-                                     "concurrent appends are refused: wait for it to finish and rerun") from None
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()  # stale: its writer died
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreBusyError(f"{caller}: {shown!r} is being appended to by {_lock_holder(lock)} (lock {lock}); "
+                                 "concurrent appends are refused: wait for it to finish and rerun") from None
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # locked a file its previous holder had just unlinked: take the new one
     else:
         raise StoreBusyError(f"{caller}: could not take the lock {lock} of {shown!r}")
     try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
             lock.unlink()
+        os.close(fd)
 
 
 def _recover_local(path: Path) -> None:

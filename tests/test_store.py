@@ -251,29 +251,34 @@ def test_concurrent_appends_are_refused_and_stale_locks_taken_over(tmp_path):
     (tmp_path / ".c.zarr.cryocube-lock").write_text(str(dead.pid))  # left by a killed appender
     append_cube(_cube_b(), path)
     assert open_cube(path).sizes["time"] == 11 and not (tmp_path / ".c.zarr.cryocube-lock").exists()
-    # two threads appending at once: one wins, the other is refused or goes after it; never a corrupt store
-    other = tmp_path / "d.zarr"
-    write_cube(_cube_a(), other, chunks=CHUNKS)
-    outcomes: list[str] = []
+    # two threads appending at once, released together, several times: one wins, the other
+    # is refused or goes after it; never a lost append or a corrupt store
+    for attempt in range(8):
+        other = tmp_path / f"d{attempt}.zarr"
+        write_cube(_cube_a(), other, chunks=CHUNKS)
+        outcomes: list[str] = []
+        start = threading.Barrier(2)
 
-    def append(scenes):
-        try:
-            append_cube(scenes, other)
-            outcomes.append("ok")
-        except (StoreBusyError, ValueError):  # busy, or (after the other) scenes earlier than the store's last
-            outcomes.append("refused")
+        def append(scenes, target=other, outcomes=outcomes, start=start):
+            start.wait()
+            try:
+                append_cube(scenes, target)
+                outcomes.append("ok")
+            except (StoreBusyError, ValueError):  # busy, or (after the other) scenes earlier than the store's last
+                outcomes.append("refused")
 
-    halves = [_cube_b().isel(time=slice(0, 3)), _cube_b().isel(time=slice(3, 6))]
-    threads = [threading.Thread(target=append, args=(h,)) for h in halves]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    stored = open_cube(other)
-    assert len(outcomes) == 2 and "ok" in outcomes and stored.sizes["time"] == 5 + 3 * outcomes.count("ok")
-    for name, var in _cube_a().data_vars.items():  # the committed scenes are untouched
-        np.testing.assert_array_equal(stored[name].values[:5], var.values)
-    assert stored.indexes["time"].is_monotonic_increasing
+        halves = [_cube_b().isel(time=slice(0, 3)), _cube_b().isel(time=slice(3, 6))]
+        threads = [threading.Thread(target=append, args=(h,)) for h in halves]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stored = open_cube(other)
+        assert len(outcomes) == 2 and "ok" in outcomes, outcomes
+        assert stored.sizes["time"] == 5 + 3 * outcomes.count("ok"), (attempt, outcomes, stored.sizes["time"])
+        for name, var in _cube_a().data_vars.items():  # the committed scenes are untouched
+            np.testing.assert_array_equal(stored[name].values[:5], var.values)
+        assert stored.indexes["time"].is_monotonic_increasing
 
 
 def test_append_refuses_other_grid_and_variables(tmp_path):
