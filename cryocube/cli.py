@@ -205,7 +205,7 @@ def _cmd_insar(args: argparse.Namespace) -> int:
     print(f"{ifgs.sizes['pair']} interferograms, {ifgs.sizes['y']}x{ifgs.sizes['x']} px, wavelength "
           f"{ifgs.attrs.get('wavelength_m', float('nan')):.4f} m")
     ts = invert_sbas(ifgs, weight=None if args.weight == "none" else args.weight, method=args.method,
-                     reference=reference, min_coherence=args.min_coherence)
+                     reference=reference, min_coherence=args.min_coherence, precision=True)
     model = args.model
     if model is None:  # seasonal terms need a year of data, else they trade off with the velocity
         span_days = float((ts["time"].max() - ts["time"].min()) / np.timedelta64(1, "D"))
@@ -213,7 +213,8 @@ def _cmd_insar(args: argparse.Namespace) -> int:
         print(f"deformation model: {' + '.join(model)} (the stack spans {span_days:.0f} days)")
     fit = fit_deformation(ts, model=tuple(model))
     closure = closure_phase(ifgs, reference=reference)
-    product = xr.merge([ts, fit, closure[["n_nonzero_closure"]]], combine_attrs="override")
+    # the network precision only serves the fit's errors: (h + 1) x the series' size, not stored
+    product = xr.merge([ts.drop_vars("network_precision"), fit, closure[["n_nonzero_closure"]]], combine_attrs="override")
     start = time.perf_counter()
     write_product(product, args.out, mode=args.mode, progress=True)
     velocity = product["velocity"].values if "velocity" in product else None
@@ -387,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("insar", help="InSAR displacement time series (SBAS) and deformation fit from an interferogram stack",
                        description="Read unwrapped interferograms and coherence (GeoTIFF stack or Zarr), invert the SBAS "
-                                   "time series per pixel, fit velocity and seasonal terms, count closure errors; write Zarr.")
+                                   "time series per pixel, fit velocity and seasonal terms (errors include the "
+                                   "interferograms' noise propagated through the network), count closure errors; write Zarr.")
     p.add_argument("source", help="folder or glob of GeoTIFFs (*unw*, *cc*), or a Zarr store with unwrapped_phase and coherence")
     p.add_argument("--out", type=Path, required=True, help="output store (Zarr folder): displacement (time, y, x), velocity, ...")
     p.add_argument("--headers", type=Path, help="folder of GAMMA .par headers (looks, heading)")

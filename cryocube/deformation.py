@@ -9,14 +9,28 @@ Model (least squares per pixel, ``tau`` in years since 2000-01-01)::
 that date without the seasonal terms. The annual term is reported as amplitude ``A = hypot(a1, b1)`` and phase
 ``phase = atan2(b1, a1)`` (``A cos(2 pi tau - phase)``: maximum displacement
 towards the satellite at ``tau = phase / 2 pi`` years after 1 January), the
-semi-annual likewise. Standard errors: ``sigma^2 (G^T G)^-1`` with ``sigma^2``
-the residual variance (``n - p`` degrees of freedom), propagated to amplitude and
-phase to first order. They treat the dates' errors as independent: the
-atmosphere of each date is, but SBAS time-series errors are correlated through
-the network, so treat them as a lower bound on real data.
+semi-annual likewise. Amplitude and phase errors are propagated from the
+coefficients' covariance to first order.
+
+Standard errors. Without more information the dates' errors are taken as
+independent (white): ``cov = sigma^2 (G^T G)^-1`` with ``sigma^2`` the residual
+variance (``n - p`` degrees of freedom). The atmosphere of each date is white in
+time, but an SBAS time series also carries the interferograms' noise propagated
+through the network, which correlates the dates (a random-walk-like error that
+white errors under-report: 1.85x for the velocity of the synthetic permafrost
+stack). Given the ``network_precision`` of :func:`cryocube.sbas.invert_sbas`
+(``precision=True``: the inverse covariance ``P`` of that network noise), the
+errors are
+
+    cov = sigma_a^2 (G^T G)^-1 + H P^-1 H^T,      H = (G^T G)^-1 G^T,
+
+``sigma_a^2`` the white (atmospheric) variance, estimated without bias from the
+residuals ``e``: ``E[e^T e] = (n - p) sigma_a^2 + tr(P^-1 (I - G H))``. The
+dates' network errors are relative to the first date (row 0 of ``H`` drops out).
 
 - :func:`deformation_kernel`: numpy, batched over pixels (one small batched
-  solve per block), NaN dates skipped per pixel.
+  solve per block), NaN dates skipped per pixel; :func:`network_covariance` the
+  network term (banded Cholesky of ``P`` per pixel, shared with the SBAS kernel).
 - :func:`fit_deformation`: ``xr.apply_ufunc(..., dask="parallelized")`` over the
   spatial chunks, ``time`` whole; lazy.
 """
@@ -32,12 +46,16 @@ import xarray as xr
 import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import core_chunked
+from cryocube.sbas import LAG
+from cryocube.sbas_kernel import band_cholesky, band_forward, band_solve
 from cryocube.velocity_series import DAYS_PER_YEAR
 
 #: Model terms :func:`fit_deformation` knows (an offset is always fitted).
 TERMS = ("linear", "annual", "semiannual")
 #: Epoch of ``tau``.
 EPOCH = np.datetime64("2000-01-01", "ns")
+#: Pixels per batch of :func:`network_covariance` (its ``L^-1`` takes ``8 T^2`` bytes per pixel).
+NETWORK_BATCH = 2000
 
 
 def design_matrix(tau: np.ndarray, model: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -53,13 +71,19 @@ def design_matrix(tau: np.ndarray, model: Sequence[str]) -> tuple[np.ndarray, li
     return np.stack(columns, axis=1), names
 
 
-def deformation_kernel(ts: np.ndarray, *, tau: np.ndarray, model: Sequence[str]) -> np.ndarray:
+def deformation_kernel(ts: np.ndarray, precision: np.ndarray | None = None, *, tau: np.ndarray,
+                       model: Sequence[str]) -> np.ndarray:
     """Least-squares fit of the deformation model to every pixel of a block.
 
     Parameters
     ----------
     ts
         ``(..., T)`` displacement (m); NaN dates are skipped.
+    precision
+        Optional ``(..., T, h + 1)`` network precision band (m^-2) of
+        :func:`cryocube.sbas.invert_sbas`; where finite (and every date valid) the
+        errors include the network term (:func:`network_covariance`), elsewhere
+        they are white.
     tau
         ``(T,)`` date of each sample (years since 2000-01-01).
     model
@@ -92,12 +116,58 @@ def deformation_kernel(ts: np.ndarray, *, tau: np.ndarray, model: Sequence[str])
     coef = np.einsum("nkl,nl->nk", inverse, rhs)
     resid = np.where(valid, y - coef @ g.T, 0.0)
     sigma2 = (resid**2).sum(axis=1) / np.maximum(count - p, 1)
-    errors = np.sqrt(sigma2[:, None] * np.diagonal(inverse, axis1=1, axis2=2))
+    cov = sigma2[:, None, None] * inverse
+    if precision is not None:
+        band = precision.reshape(len(y), t, -1)[:, 1:]
+        full = np.flatnonzero(ok & (count == t) & np.isfinite(band).all(axis=(1, 2)))
+        network, usable = network_covariance(g, resid[full], band[full])
+        cov[full[usable]] = network[usable]
+    errors = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
     cos_columns = [i for i, name in enumerate(names) if name.endswith("_cos")]
-    cross = np.stack([sigma2 * inverse[:, i, i + 1] for i in cos_columns], axis=1) if cos_columns else np.empty((len(y), 0))
+    cross = cov[:, cos_columns, [i + 1 for i in cos_columns]]
     out = np.concatenate([coef, errors, np.sqrt(sigma2)[:, None], cross], axis=1)
     out[~ok] = np.nan
     return out.astype(np.float32).reshape(*lead, out.shape[1])
+
+
+def network_covariance(g: np.ndarray, resid: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance of the model coefficients with white and network errors (see the module notes).
+
+    Parameters
+    ----------
+    g
+        ``(T, p)`` design matrix (:func:`design_matrix`).
+    resid
+        ``(n, T)`` least-squares residuals (m) of ``n`` pixels, every date valid.
+    band
+        ``(n, T - 1, h + 1)`` lower band of the network precision ``P`` of dates
+        ``1..T-1`` (m^-2, ``[a, i] = P[a + i, a]``).
+
+    Returns
+    -------
+    cov, usable
+        ``(n, p, p)`` covariance (units of the coefficients squared); ``(n,)`` False
+        where ``P`` is singular (then ``cov`` is meaningless).
+    """
+    t, p = g.shape
+    k = t - 1
+    n0_inv = np.linalg.inv(g.T @ g)
+    h_r, g_r = (n0_inv @ g.T)[:, 1:], g[1:]
+    cov = np.empty((len(resid), p, p))
+    usable = np.empty(len(resid), dtype=bool)
+    for start in range(0, len(resid), NETWORK_BATCH):
+        sl = slice(start, start + NETWORK_BATCH)
+        factor, zero = band_cholesky(np.ascontiguousarray(band[sl].transpose(1, 2, 0), dtype=np.float64))
+        m = factor.shape[2]
+        x = band_solve(factor, zero, np.repeat(h_r.T[:, :, None], m, axis=2))  # P^-1 H^T, (K, p, m)
+        network = np.einsum("jk,kln->njl", h_r, x)  # H P^-1 H^T
+        trace_hpg = np.einsum("kjn,kj->n", x, g_r)  # tr(H P^-1 G)
+        inv_factor = band_forward(factor, zero, np.repeat(np.eye(k)[:, :, None], m, axis=2))  # L^-1
+        trace_p_inv = np.einsum("abn,abn->n", inv_factor, inv_factor)  # tr(P^-1) = |L^-1|_F^2
+        white = np.maximum((resid[sl] ** 2).sum(axis=1) - (trace_p_inv - trace_hpg), 0.0) / (t - p)
+        cov[sl] = white[:, None, None] * n0_inv + network
+        usable[sl] = ~zero.any(axis=0)
+    return cov, usable
 
 
 def _harmonic(coef: dict[str, xr.DataArray], err: dict[str, xr.DataArray], cab: xr.DataArray,
@@ -106,9 +176,10 @@ def _harmonic(coef: dict[str, xr.DataArray], err: dict[str, xr.DataArray], cab: 
     a, b = coef[f"{term}_cos"], coef[f"{term}_sin"]
     va, vb = err[f"{term}_cos"] ** 2, err[f"{term}_sin"] ** 2
     amp = np.hypot(a, b)
-    amp_err = np.sqrt((a**2 * va + b**2 * vb + 2 * a * b * cab) / amp**2)
+    nonzero = amp.where(amp > 0)  # a zero amplitude (the reference pixel) has no first-order error or phase error
+    amp_err = xr.where(amp > 0, np.sqrt((a**2 * va + b**2 * vb + 2 * a * b * cab) / nonzero**2), np.sqrt((va + vb) / 2))
     phase = np.arctan2(b, a)
-    phase_err = np.sqrt((b**2 * va + a**2 * vb - 2 * a * b * cab) / amp**4)
+    phase_err = np.sqrt((b**2 * va + a**2 * vb - 2 * a * b * cab) / nonzero**4)
     return {"amplitude": amp, "amplitude_error": amp_err, "phase": phase, "phase_error": phase_err}
 
 
@@ -121,7 +192,10 @@ def fit_deformation(ts: xr.Dataset | xr.DataArray, *, model: Sequence[str] = ("l
     ts
         ``(time, y, x)`` displacement (m): the Dataset of
         :func:`cryocube.sbas.invert_sbas` (its ``variable``) or a DataArray. NaN =
-        missing date at that pixel.
+        missing date at that pixel. If the Dataset holds ``network_precision``
+        (``invert_sbas(..., precision=True)``), the errors of ``displacement``
+        include the network term (module notes); otherwise they are white-noise
+        errors, a lower bound for an SBAS series.
     model
         Terms among ``"linear"``, ``"annual"``, ``"semiannual"`` (an offset is always fitted).
     variable
@@ -159,9 +233,15 @@ def fit_deformation(ts: xr.Dataset | xr.DataArray, *, model: Sequence[str] = ("l
                          "use fewer model terms")
     da = core_chunked(da, cv.TIME, "fit_deformation")
     da = da.drop_vars([c for c in da.coords if cv.TIME in da[c].dims])
+    inputs, core_dims = [da], [[cv.TIME]]
+    network = isinstance(ts, xr.Dataset) and variable == "displacement" and "network_precision" in ts.data_vars
+    if network:
+        precision = ts["network_precision"].drop_vars([c for c in ts.coords if cv.TIME in ts[c].dims])
+        inputs.append(precision.chunk({cv.TIME: -1, LAG: -1}) if precision.chunks else precision)
+        core_dims.append([cv.TIME, LAG])
     p = len(names)
     harmonics = [t for t in ("annual", "semiannual") if t in model]
-    raw = xr.apply_ufunc(deformation_kernel, da, kwargs={"tau": tau, "model": model}, input_core_dims=[[cv.TIME]],
+    raw = xr.apply_ufunc(deformation_kernel, *inputs, kwargs={"tau": tau, "model": model}, input_core_dims=core_dims,
                          output_core_dims=[["parameter"]], dask="parallelized", output_dtypes=[np.float32],
                          dask_gufunc_kwargs={"output_sizes": {"parameter": 2 * p + 1 + len(harmonics)}})
     coef = {n: raw.isel(parameter=i, drop=True) for i, n in enumerate(names)}
@@ -189,5 +269,6 @@ def fit_deformation(ts: xr.Dataset | xr.DataArray, *, model: Sequence[str] = ("l
              if k in ("reference", "wavelength_m", "sign_convention", "incidence_deg")}
     out.attrs = {**attrs, cv.ATTR_VERSION: cryocube.__version__,
                  cv.ATTR_PARAMS: json.dumps({"model": list(model), "epoch": "2000-01-01", "n_dates": int(len(tau)),
+                                             "errors": "white + network" if network else "white",
                                              "first_date": str(times[0])[:10]})}
     return out

@@ -54,6 +54,8 @@ and the RMS of the phase residuals ``e_p`` (radians).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse
 import scipy.special
@@ -190,7 +192,7 @@ def _band_operators(node1: np.ndarray, node2: np.ndarray, n_nodes: int
     return band, incidence, difference, h
 
 
-def _band_cholesky(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def band_cholesky(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """In-place Cholesky factor of lower band matrices ``(K, h + 1, n)`` (``[a, i] = N[a + i, a]``).
 
     Column-oriented (right-looking) so that every step uses basic slices only.
@@ -218,21 +220,37 @@ def _band_cholesky(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return band, zero
 
 
-def _band_solve(factor: np.ndarray, zero: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve ``L L^T x = rhs`` for band factors of :func:`_band_cholesky`; zero pivots give ``x = 0``."""
-    k, hp1, _ = factor.shape
-    h = hp1 - 1
+def _inverse_pivots(factor: np.ndarray, zero: np.ndarray, extra: int) -> np.ndarray:
+    """``1 / L[a, a]`` ``(K, 1 x extra, n)``, 0 at zero pivots."""
     inv_diag = np.where(zero, 0.0, 1.0 / np.where(zero, 1.0, factor[:, 0]))
+    return inv_diag.reshape(inv_diag.shape[0], *([1] * extra), inv_diag.shape[1])
+
+
+def band_forward(factor: np.ndarray, zero: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``L z = rhs`` for band factors of :func:`band_cholesky` (``rhs`` ``(K, ..., n)``; zero pivots give 0)."""
+    k, hp1, _ = factor.shape
+    h, extra = hp1 - 1, rhs.ndim - 2
+    inv_diag = _inverse_pivots(factor, zero, extra)
+    lower = factor.reshape(k, hp1, *([1] * extra), factor.shape[2])
     z = rhs.copy()
-    for a in range(k):  # forward, column by column: L z = rhs
+    for a in range(k):  # column by column
         z[a] *= inv_diag[a]
         m = min(h, k - 1 - a)
-        z[a + 1:a + m + 1] -= factor[a, 1:m + 1] * z[a]
-    x = z
+        z[a + 1:a + m + 1] -= lower[a, 1:m + 1] * z[a]
+    return z
+
+
+def band_solve(factor: np.ndarray, zero: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``L L^T x = rhs`` for band factors of :func:`band_cholesky` (``rhs`` ``(K, ..., n)``; zero pivots give 0)."""
+    k, hp1, _ = factor.shape
+    h, extra = hp1 - 1, rhs.ndim - 2
+    inv_diag = _inverse_pivots(factor, zero, extra)
+    lower = factor.reshape(k, hp1, *([1] * extra), factor.shape[2])
+    x = band_forward(factor, zero, rhs)
     for a in range(k - 1, -1, -1):  # backward: L^T x = z
         m = min(h, k - 1 - a)
         if m:
-            x[a] -= (factor[a, 1:m + 1] * x[a + 1:a + m + 1]).sum(axis=0)
+            x[a] -= (lower[a, 1:m + 1] * x[a + 1:a + m + 1]).sum(axis=0)
         x[a] *= inv_diag[a]
     return x
 
@@ -286,9 +304,9 @@ def _solve(weight: np.ndarray, phase: np.ndarray, operators: tuple, t_years: np.
     k = n_nodes - 1
     n = weight.shape[1]
     rhs = np.asarray(incidence @ (weight * phase))
-    factor, zero = _band_cholesky(np.asarray(band_op @ weight).reshape(k, h + 1, n))
+    factor, zero = band_cholesky(np.asarray(band_op @ weight).reshape(k, h + 1, n))
     c = np.zeros((n_nodes, n))
-    c[1:] = _band_solve(factor, zero, rhs)
+    c[1:] = band_solve(factor, zero, rhs)
     gaps = zero.sum(axis=0)
     bad = np.flatnonzero((gaps > 0) & (gaps < k))  # a pixel without any pair stays 0 (the caller makes it NaN)
     if bad.size:
@@ -298,8 +316,8 @@ def _solve(weight: np.ndarray, phase: np.ndarray, operators: tuple, t_years: np.
 
 
 def sbas_kernel(phase: np.ndarray, weight: np.ndarray, *, node1: np.ndarray, node2: np.ndarray, t_years: np.ndarray,
-                method: str = "l2", max_iterations: int = 30, tolerance_rad: float = 1e-4
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                method: str = "l2", max_iterations: int = 30, tolerance_rad: float = 1e-4, precision: bool = False
+                ) -> tuple[np.ndarray, ...]:
     """SBAS inversion of a block of pixels: date phases, temporal coherence, residual RMS, counts.
 
     Parameters
@@ -318,13 +336,22 @@ def sbas_kernel(phase: np.ndarray, weight: np.ndarray, *, node1: np.ndarray, nod
     max_iterations, tolerance_rad
         IRLS stops after this many reweightings or when no date phase moves by
         more than ``tolerance_rad``.
+    precision
+        Also return the network precision of each pixel's date phases (below).
 
     Returns
     -------
-    ts, temporal_coherence, residual_rms, n_observations, n_gaps
+    ts, temporal_coherence, residual_rms, n_observations, n_gaps[, network_precision]
         ``(..., T)`` float64 phase of each date relative to the first (rad, NaN for
         a pixel without any valid pair); ``(...)`` float32 temporal coherence,
-        float32 RMS of the phase residuals (rad); int32 valid pairs; int32 gaps.
+        float32 RMS of the phase residuals (rad); int32 valid pairs; int32 gaps;
+        with ``precision``, ``(..., T, h + 1)`` float32 lower band of the inverse
+        covariance of the date phases due to the pairs' noise, ``N / s^2`` (rad^-2;
+        ``[a, i] = N[a + i, a]``, ``N`` the weighted normal matrix of dates ``1..K``,
+        row 0 (the first date, fixed) NaN). ``s^2`` is the variance of unit weight
+        from the residuals ``r``: ``sum w r^2 / (n_obs - K)`` for ``"l2"``, ``(median
+        |sqrt(w) r| / 0.6745)^2`` for ``"l1"`` (robust to the unwrapping errors it
+        down-weights). NaN for pixels with gaps or without redundant pairs.
     """
     lead = phase.shape[:-1]
     p = phase.shape[-1]
@@ -339,6 +366,8 @@ def sbas_kernel(phase: np.ndarray, weight: np.ndarray, *, node1: np.ndarray, nod
     n_gaps = np.full(n, n_nodes - 1, dtype=np.int32)
     operators = _band_operators(node1, node2, n_nodes)
     difference = operators[2]
+    hp1 = operators[3] + 1
+    prec = np.full((n, n_nodes, hp1), np.nan, dtype=np.float32) if precision else None
     for start in range(0, n, BATCH_PIXELS):
         sl = slice(start, min(start + BATCH_PIXELS, n))
         y = np.ascontiguousarray(flat_phase[sl].T, dtype=np.float64)
@@ -371,7 +400,29 @@ def sbas_kernel(phase: np.ndarray, weight: np.ndarray, *, node1: np.ndarray, nod
         ts[sl] = np.where(has[None, :], c, np.nan).T
         n_obs[sl] = count
         n_gaps[sl] = gaps
-    return (ts.reshape(*lead, n_nodes), tcoh.reshape(lead), rms.reshape(lead), n_obs.reshape(lead), n_gaps.reshape(lead))
+        if precision:
+            prec[sl, 1:] = _network_precision(w, resid, count, gaps, operators, method).transpose(2, 0, 1)
+    out = (ts.reshape(*lead, n_nodes), tcoh.reshape(lead), rms.reshape(lead), n_obs.reshape(lead), n_gaps.reshape(lead))
+    return out + (prec.reshape(*lead, n_nodes, hp1),) if precision else out
+
+
+def _network_precision(w: np.ndarray, resid: np.ndarray, count: np.ndarray, gaps: np.ndarray, operators: tuple,
+                       method: str) -> np.ndarray:
+    """``N / s^2`` band ``(K, h + 1, n)`` of a batch (see :func:`sbas_kernel`); NaN where not estimable."""
+    band_op, _, _, h = operators
+    k = band_op.shape[0] // (h + 1)
+    u = np.sqrt(w) * resid  # standardised residuals, 0 where invalid
+    dof = count - k
+    if method == "l1":
+        u_valid = np.where(w > 0, np.abs(u), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # pixels without any valid pair
+            s2 = (np.nanmedian(u_valid, axis=0) / 0.6745) ** 2
+    else:
+        s2 = np.einsum("pn,pn->n", u, u) / np.maximum(dof, 1)
+    usable = (gaps == 0) & (dof > 0) & (s2 > 0)
+    band = np.asarray(band_op @ w).reshape(k, h + 1, -1)
+    return np.where(usable, band / np.where(usable, s2, 1.0), np.nan)
 
 
 def closure_kernel(phase: np.ndarray, triplets: np.ndarray) -> np.ndarray:

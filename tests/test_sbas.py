@@ -92,6 +92,20 @@ def test_kernel_matches_lstsq(method_gaps):
     expect = np.abs(np.nansum(np.exp(1j * resid), axis=1))[ok] / n_obs[ok]
     np.testing.assert_allclose(tcoh[ok], expect, atol=2e-5)
     np.testing.assert_allclose(rms[ok], np.sqrt(np.nansum(resid**2, axis=1)[ok] / n_obs[ok]), rtol=1e-5)
+    # network precision: the dense normal matrix over the unit-weight variance, band by band
+    *_, prec = sbas_kernel(phase, weight, node1=n1, node2=n2, t_years=t, precision=True)
+    h = int((n2 - n1).max())
+    assert prec.shape == (300, 15, h + 1) and np.isnan(prec[:, 0]).all()
+    for px in range(160, 300, 7):  # connected pixels
+        w = np.where(valid[px], weight[px], 0.0)
+        a = np.zeros((n1.size, 15))
+        a[np.arange(n1.size), n2], a[np.arange(n1.size), n1] = 1, -1
+        normal = (a[:, 1:].T * w) @ a[:, 1:]
+        s2 = np.nansum(w * resid[px] ** 2) / (n_obs[px] - 14)
+        for lag in range(h + 1):
+            np.testing.assert_allclose(prec[px, 1:15 - lag, lag], np.diagonal(normal, -lag) / s2, rtol=1e-4)
+    if method_gaps:
+        assert np.isnan(prec[:160]).all()  # disconnected or empty: not estimable
 
 
 # ------------------------------------------------------------------ synthetic truth
