@@ -27,7 +27,7 @@ from cryocube.grid import Grid
 from cryocube.ice_drift import drift_consistency, track_ice_drift
 from cryocube.ice_features import match_features
 from cryocube.incidence import IncidenceSlopeModel, fit_incidence_slope, normalize_incidence, pair_orbits
-from cryocube.interferograms import open_interferograms
+from cryocube.interferograms import interferogram_items, open_interferograms
 from cryocube.mai import mai
 from cryocube.melt import detect_melt, dry_reference, melt_season
 from cryocube.offset_kernel import OffsetFlag
@@ -72,6 +72,7 @@ __all__ = [
     "fit_incidence_slope",
     "goldstein",
     "interferogram",
+    "interferogram_items",
     "invert_sbas",
     "invert_velocity",
     "load_cube",

@@ -201,7 +201,13 @@ def _cmd_insar(args: argparse.Namespace) -> int:
     from cryocube.store import write_product
 
     reference = _insar_reference(args)
-    ifgs = open_interferograms(args.source, chunks=args.chunk, headers=args.headers)
+    source = args.source
+    if source.endswith(".json") or (Path(source) / "catalog.json").exists() or (Path(source) / "collection.json").exists():
+        from cryocube.catalog import search
+
+        source = search(source, datetime=args.datetime)  # a STAC catalog of interferograms, one item per pair
+        print(f"{len(source)} interferogram item(s) found in {args.source}")
+    ifgs = open_interferograms(source, chunks=args.chunk, headers=args.headers)
     print(f"{ifgs.sizes['pair']} interferograms, {ifgs.sizes['y']}x{ifgs.sizes['x']} px, wavelength "
           f"{ifgs.attrs.get('wavelength_m', float('nan')):.4f} m")
     ts = invert_sbas(ifgs, weight=None if args.weight == "none" else args.weight, method=args.method,
@@ -390,7 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Read unwrapped interferograms and coherence (GeoTIFF stack or Zarr), invert the SBAS "
                                    "time series per pixel, fit velocity and seasonal terms (errors include the "
                                    "interferograms' noise propagated through the network), count closure errors; write Zarr.")
-    p.add_argument("source", help="folder or glob of GeoTIFFs (*unw*, *cc*), or a Zarr store with unwrapped_phase and coherence")
+    p.add_argument("source", help="folder or glob of GeoTIFFs (*unw*, *cc*), a STAC catalog of interferogram items "
+                                  "(catalog.json or its folder), or a Zarr store with unwrapped_phase and coherence")
+    p.add_argument("--datetime", help="STAC source only: keep the pairs overlapping this interval, e.g. 2018-01/2018-06")
     p.add_argument("--out", type=Path, required=True, help="output store (Zarr folder): displacement (time, y, x), velocity, ...")
     p.add_argument("--headers", type=Path, help="folder of GAMMA .par headers (looks, heading)")
     p.add_argument("--reference-point", nargs=2, type=float, metavar=("Y", "X"), help="reference pixel, coordinate units")

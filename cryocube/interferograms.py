@@ -10,7 +10,13 @@
   NaN; wavelength and incidence from the tags ``WAVELENGTH_METRES`` and
   ``INCIDENCE_DEGREES``; heading and looks from GAMMA ``*mli.par`` headers when
   ``headers`` is given;
-- a Zarr store written by :func:`cryocube.store.write_product` from such a Dataset.
+- a Zarr store written by :func:`cryocube.store.write_product` from such a Dataset;
+- STAC items (a :class:`pystac.ItemCollection`, e.g. from :func:`cryocube.catalog.search`,
+  or any sequence of :class:`pystac.Item`), one per pair: dates from the item's
+  ``start_datetime``/``end_datetime``, the phase from its asset ``unwrapped_phase``
+  (or ``unw``), the coherence from ``coherence`` (or ``coh``, ``cc``, ``cor``), the
+  wavelength from ``sar:center_frequency`` (GHz) when the files have no tag.
+  :func:`interferogram_items` makes such items from a GeoTIFF stack.
 
 Every file is opened lazily with ``rioxarray.open_rasterio(chunks=..., lock=False)``
 (no global lock, DESIGN.md section 7); the result has chunks
@@ -28,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pystac
 import rasterio
 import rioxarray
 import xarray as xr
@@ -42,6 +49,9 @@ S1_LOOKS_PER_INDEPENDENT_LOOK = 1.94
 _DATE_PAIR = re.compile(r"(\d{8})[-_](\d{8})")
 _PHASE_HINTS = ("unw",)
 _COHERENCE_HINTS = ("cc", "coh", "cor")
+#: Asset keys of an interferogram STAC item, by kind (first found wins).
+ITEM_ASSETS = {"phase": ("unwrapped_phase", "unw"), "coherence": ("coherence", "coh", "cc", "cor")}
+_SPEED_OF_LIGHT = 299_792_458.0
 
 
 def _is_zarr(path: Path) -> bool:
@@ -91,6 +101,98 @@ def _pair_dates(path: Path, tags: Mapping[str, str]) -> tuple[pd.Timestamp, pd.T
     if d2 <= d1:
         raise ValueError(f"{os.fspath(path)!r}: second date {d2.date()} is not after the first {d1.date()}")
     return d1, d2
+
+
+def _is_items(source: Any) -> bool:
+    if isinstance(source, pystac.ItemCollection):
+        return True
+    return (isinstance(source, Sequence) and not isinstance(source, (str, bytes)) and len(source) > 0
+            and all(isinstance(i, pystac.Item) for i in source))
+
+
+def _local_href(href: str) -> str:
+    """A ``file://`` href as a path; other hrefs (paths, URLs GDAL can read) unchanged."""
+    return href[len("file://"):] if href.startswith("file://") else href
+
+
+def _item_entries(items: Sequence[pystac.Item]) -> tuple[list[tuple[str, str, tuple[pd.Timestamp, pd.Timestamp]]], dict[str, Any]]:
+    """``(href, kind, (date1, date2))`` of every phase/coherence asset of the items, and item-level attrs."""
+    entries, attrs = [], {}
+    for item in items:
+        start, end = item.properties.get("start_datetime"), item.properties.get("end_datetime")
+        if start is None or end is None:
+            raise ValueError(f"item {item.id!r}: an interferogram item needs start_datetime and end_datetime "
+                             "(the pair's first and second date)")
+        dates = (pd.Timestamp(start).tz_localize(None), pd.Timestamp(end).tz_localize(None))
+        if dates[1] <= dates[0]:
+            raise ValueError(f"item {item.id!r}: end_datetime {end} is not after start_datetime {start}")
+        for kind, keys in ITEM_ASSETS.items():
+            key = next((k for k in keys if k in item.assets), None)
+            if key is None and kind == "phase":
+                raise ValueError(f"item {item.id!r} has no unwrapped-phase asset (one of {list(keys)}); "
+                                 f"it has {sorted(item.assets)}")
+            if key is not None:
+                href = _local_href(item.assets[key].get_absolute_href() or item.assets[key].href)
+                if "://" not in href and not Path(href).is_file():
+                    raise FileNotFoundError(f"item {item.id!r}: asset {key!r} file {href!r} does not exist")
+                entries.append((href, kind, dates))
+        frequency = item.properties.get("sar:center_frequency")
+        if frequency is not None:
+            attrs["wavelength_m"] = _SPEED_OF_LIGHT / (float(frequency) * 1e9)
+    return entries, attrs
+
+
+def interferogram_items(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
+                        center_frequency_ghz: float | None = None) -> pystac.ItemCollection:
+    """STAC items (one per pair) for a GeoTIFF interferogram stack, as :func:`open_interferograms` reads them.
+
+    Parameters
+    ----------
+    paths
+        What :func:`open_interferograms` accepts for GeoTIFFs (a folder, a glob, a list).
+    center_frequency_ghz
+        Radar centre frequency (GHz), stored as ``sar:center_frequency``.
+
+    Returns
+    -------
+    pystac.ItemCollection
+        Items ``<date1>_<date2>`` with ``start_datetime``/``end_datetime``, assets
+        ``unwrapped_phase`` and (where found) ``coherence`` with absolute hrefs,
+        footprint in the files' CRS bounds reprojected to longitude/latitude.
+        Save them with ``pystac.Catalog.add_items`` + ``normalize_and_save``.
+    """
+    from rasterio.warp import transform_bounds
+
+    pairs: dict[tuple[pd.Timestamp, pd.Timestamp], dict[str, Path]] = {}
+    bounds = None
+    for f in _tiff_files(paths):
+        kind = _kind(f)
+        if kind is None:
+            continue
+        with rasterio.open(f) as src:
+            dates = _pair_dates(f, src.tags())
+            if bounds is None:
+                bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds) if src.crs else tuple(src.bounds)
+        pairs.setdefault(dates, {})[kind] = f.resolve()
+    items = []
+    for (d1, d2), files in sorted(pairs.items()):
+        if "phase" not in files:
+            continue
+        w, s, e, n = bounds
+        geometry = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+        properties: dict[str, Any] = {"start_datetime": d1.isoformat() + "Z", "end_datetime": d2.isoformat() + "Z"}
+        if center_frequency_ghz is not None:
+            properties["sar:center_frequency"] = float(center_frequency_ghz)
+        item = pystac.Item(f"{d1:%Y%m%d}_{d2:%Y%m%d}", geometry, list(bounds), None, properties)
+        item.add_asset("unwrapped_phase", pystac.Asset(os.fspath(files["phase"]), media_type=pystac.MediaType.GEOTIFF,
+                                                       roles=["data"], extra_fields={"unit": "rad"}))
+        if "coherence" in files:
+            item.add_asset("coherence", pystac.Asset(os.fspath(files["coherence"]), media_type=pystac.MediaType.GEOTIFF,
+                                                     roles=["data"]))
+        items.append(item)
+    if not items:
+        raise ValueError(f"paths: no unwrapped-phase GeoTIFF (name with 'unw') in {paths!r}")
+    return pystac.ItemCollection(items)
 
 
 def read_gamma_par(path: str | os.PathLike) -> dict[str, str]:
@@ -169,7 +271,8 @@ def open_interferograms(paths_or_items: str | os.PathLike | Sequence[str | os.Pa
         A directory of GeoTIFFs (or one holding ``geotiffs/``), a glob pattern, a
         list of GeoTIFF paths (phase ``*unw*`` and coherence ``*cc*``/``*coh*``
         files; a phase file's coherence is the coherence file of the same date
-        pair), or a Zarr store written by :func:`cryocube.store.write_product`.
+        pair), STAC items, one per pair (module notes), or a Zarr store written
+        by :func:`cryocube.store.write_product`.
     chunks
         Spatial chunk edge (px) or ``{"y": N, "x": N}`` (default 100, -1: whole); ``pair`` is always one chunk.
     headers
@@ -192,30 +295,33 @@ def open_interferograms(paths_or_items: str | os.PathLike | Sequence[str | os.Pa
     Raises
     ------
     FileNotFoundError
-        A path that does not exist.
+        A path (or an item's asset file) that does not exist.
     ValueError
-        No phase file, files on different grids, a phase file without coherence
+        An item without dates or phase asset, no phase file, files on different grids, a phase file without coherence
         when others have one, dates missing or reversed.
     """
     if isinstance(paths_or_items, (str, os.PathLike)) and _is_zarr(Path(paths_or_items)):
         return _open_zarr(Path(paths_or_items), chunks)
-    files = _tiff_files(paths_or_items)
+    item_attrs: dict[str, Any] = {}
+    if _is_items(paths_or_items):
+        entries, item_attrs = _item_entries(list(paths_or_items))
+    else:
+        entries = [(f, _kind(f), None) for f in _tiff_files(paths_or_items)]
     phase_files, coherence_files = [], {}
-    meta: dict[Path, dict[str, Any]] = {}
-    for f in files:
-        kind = _kind(f)
+    meta: dict[str | Path, dict[str, Any]] = {}
+    for f, kind, dates in entries:
         if kind is None:
             continue
         with rasterio.open(f) as src:
             tags = src.tags()
             meta[f] = {"shape": src.shape, "transform": src.transform, "crs": src.crs, "tags": tags,
-                       "dates": _pair_dates(f, tags)}
+                       "dates": dates or _pair_dates(f, tags)}
         if kind == "phase":
             phase_files.append(f)
         else:
             coherence_files[meta[f]["dates"]] = f
     if not phase_files:
-        raise ValueError(f"paths_or_items: no unwrapped-phase GeoTIFF (name with 'unw') among {len(files)} file(s)")
+        raise ValueError(f"paths_or_items: no unwrapped-phase GeoTIFF (name with 'unw') among {len(entries)} file(s)")
     first = meta[phase_files[0]]
     for f in list(phase_files) + list(coherence_files.values()):
         m = meta[f]
@@ -241,7 +347,7 @@ def open_interferograms(paths_or_items: str | os.PathLike | Sequence[str | os.Pa
                                        dt_days=(cv.PAIR, (d2 - d1) / np.timedelta64(1, "D")))
     tags = first["tags"]
     attrs: dict[str, Any] = {"source_files": [os.fspath(f) for f in phase_files]}
-    wl = wavelength_m if wavelength_m is not None else tags.get("WAVELENGTH_METRES")
+    wl = wavelength_m if wavelength_m is not None else tags.get("WAVELENGTH_METRES", item_attrs.get("wavelength_m"))
     if headers is not None:
         attrs.update(_header_attrs(headers))
     if wl is None and "radar_frequency_hz" in attrs:

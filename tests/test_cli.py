@@ -178,3 +178,18 @@ def test_insar_on_the_mexico_city_stack(tmp_path, capsys):
     assert (tmp_path / "v.png").stat().st_size > 10_000
     assert main(["insar", str(stack / "geotiffs"), "--out", str(tmp_path / "x.zarr")]) == 2
     assert "--reference-point Y X or --reference-area" in capsys.readouterr().err
+    # the same stack as a static STAC catalog (one item per pair), first three months only
+    import pystac
+
+    from cryocube.interferograms import interferogram_items
+
+    catalog = pystac.Catalog("mx", "interferograms")
+    catalog.add_items(interferogram_items(stack / "geotiffs", center_frequency_ghz=5.405))
+    catalog.normalize_and_save(str(tmp_path / "stac"), pystac.CatalogType.SELF_CONTAINED)
+    argv = ["insar", str(tmp_path / "stac"), "--datetime", "2018-01/2018-03", "--out", str(tmp_path / "s.zarr"),
+            "--headers", str(stack / "headers"),
+            "--reference-area", "-99.186", "19.425", "-99.165", "19.443", "--model", "linear"]
+    assert main(argv) == 0
+    assert "interferogram item(s) found" in capsys.readouterr().out
+    subset = xr.open_zarr(tmp_path / "s.zarr")
+    assert 2 < subset.sizes["time"] < 13 and str(subset.time.values[0])[:10] == "2018-01-06"

@@ -86,3 +86,49 @@ def test_bad_input(tmp_path):
         open_interferograms(tmp_path)
     with pytest.raises(ValueError, match="chunks"):
         open_interferograms(DATA / "geotiffs", chunks={"time": 5})
+
+
+def test_stac_items_of_the_real_stack(tmp_path):
+    """A static STAC catalog of the stack (one item per pair), searched and opened, equals the folder read."""
+    import pystac
+
+    from cryocube.catalog import search
+    from cryocube.interferograms import interferogram_items
+
+    items = interferogram_items(DATA / "geotiffs", center_frequency_ghz=5.405)
+    assert len(items) == 30 and {"unwrapped_phase", "coherence"} <= set(items[0].assets)
+    catalog = pystac.Catalog("mexico-ifgs", "PyRate crop A interferograms")
+    catalog.add_items(items)
+    catalog.normalize_and_save(str(tmp_path / "stac"), pystac.CatalogType.SELF_CONTAINED)
+    found = search(tmp_path / "stac" / "catalog.json", datetime="2018-01-01/2018-04-30")
+    from_items = open_interferograms(found, chunks=32)
+    from_files = open_interferograms(DATA / "geotiffs", chunks=32)
+    overlapping = from_files.date1.values <= np.datetime64("2018-04-30T23:59:59")  # STAC search: time spans overlap
+    assert 0 < overlapping.sum() < 30 and from_items.sizes["pair"] == overlapping.sum()
+    sel = from_files.sel(pair=np.isin(from_files.date1.values, from_items.date1.values)
+                         & np.isin(from_files.date2.values, from_items.date2.values))
+    np.testing.assert_array_equal(from_items["date1"].values, sel["date1"].values)
+    np.testing.assert_array_equal(from_items["date2"].values, sel["date2"].values)
+    np.testing.assert_array_equal(from_items["unwrapped_phase"].values, sel["unwrapped_phase"].values)
+    np.testing.assert_array_equal(from_items["coherence"].values, sel["coherence"].values)
+    assert from_items.attrs["wavelength_m"] == pytest.approx(from_files.attrs["wavelength_m"], rel=1e-3)
+
+
+def test_stac_items_bad_input(tmp_path):
+    import pystac
+
+    from cryocube.interferograms import interferogram_items
+
+    items = list(interferogram_items(DATA / "geotiffs"))[:3]
+    no_dates = items[0].clone()
+    del no_dates.properties["end_datetime"]
+    with pytest.raises(ValueError, match=r"item '20180106_20180130'.*start_datetime and end_datetime"):
+        open_interferograms([no_dates, *items[1:]])
+    no_phase = items[1].clone()
+    del no_phase.assets["unwrapped_phase"]
+    with pytest.raises(ValueError, match=r"has no unwrapped-phase asset.*\['coherence'\]"):
+        open_interferograms([items[0], no_phase])
+    gone = items[2].clone()
+    gone.assets["unwrapped_phase"] = pystac.Asset(str(tmp_path / "gone_unw.tif"))
+    with pytest.raises(FileNotFoundError, match="gone_unw.tif"):
+        open_interferograms([items[0], gone])
