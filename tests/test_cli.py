@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,9 @@ def test_demo_writes_cubes_and_quicklooks(tmp_path):
     assert "[series] 32 of 32 intervals determined" in result.stdout
     assert "[insar] synthetic permafrost: 204 interferograms" in result.stdout
     assert "[ice] synthetic floes:" in result.stdout and (tmp_path / "demo" / "ice_drift_synthetic.png").stat().st_size > 10_000
+    rmse = re.search(r"\[redifferential\].* ([\d.]+) cm unwrapped directly, ([\d.]+) cm re-differential", result.stdout)
+    assert rmse and float(rmse[2]) < 1.0 < float(rmse[1])  # direct unwrapping fails, re-differential < 1 cm LoS
+    assert (tmp_path / "demo" / "redifferential_glacier.png").stat().st_size > 10_000
     series = xr.open_zarr(tmp_path / "demo" / "velocity_series.zarr")
     assert series.vx.dims == ("time", "y", "x") and series.attrs["time_step_days"] == 6.0
     season = xr.open_zarr(tmp_path / "demo" / "melt_s1.zarr")
