@@ -47,15 +47,15 @@ import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import core_chunked
 from cryocube.sbas import LAG
-from cryocube.sbas_kernel import band_cholesky, band_forward, band_solve
+from cryocube.sbas_kernel import band_cholesky, band_inverse_diagonal, band_solve
 from cryocube.velocity_series import DAYS_PER_YEAR
 
 #: Model terms :func:`fit_deformation` knows (an offset is always fitted).
 TERMS = ("linear", "annual", "semiannual")
 #: Epoch of ``tau``.
 EPOCH = np.datetime64("2000-01-01", "ns")
-#: Pixels per batch of :func:`network_covariance` (its ``L^-1`` takes ``8 T^2`` bytes per pixel).
-NETWORK_BATCH = 2000
+#: Pixels per batch of :func:`network_covariance` (about ``8 T (h + 2 p)`` bytes each).
+NETWORK_BATCH = 10000
 
 
 def design_matrix(tau: np.ndarray, model: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -150,7 +150,6 @@ def network_covariance(g: np.ndarray, resid: np.ndarray, band: np.ndarray) -> tu
         where ``P`` is singular (then ``cov`` is meaningless).
     """
     t, p = g.shape
-    k = t - 1
     n0_inv = np.linalg.inv(g.T @ g)
     h_r, g_r = (n0_inv @ g.T)[:, 1:], g[1:]
     cov = np.empty((len(resid), p, p))
@@ -162,11 +161,10 @@ def network_covariance(g: np.ndarray, resid: np.ndarray, band: np.ndarray) -> tu
         x = band_solve(factor, zero, np.repeat(h_r.T[:, :, None], m, axis=2))  # P^-1 H^T, (K, p, m)
         network = np.einsum("jk,kln->njl", h_r, x)  # H P^-1 H^T
         trace_hpg = np.einsum("kjn,kj->n", x, g_r)  # tr(H P^-1 G)
-        inv_factor = band_forward(factor, zero, np.repeat(np.eye(k)[:, :, None], m, axis=2))  # L^-1
-        trace_p_inv = np.einsum("abn,abn->n", inv_factor, inv_factor)  # tr(P^-1) = |L^-1|_F^2
+        trace_p_inv = band_inverse_diagonal(factor, zero).sum(axis=0)
         white = np.maximum((resid[sl] ** 2).sum(axis=1) - (trace_p_inv - trace_hpg), 0.0) / (t - p)
         cov[sl] = white[:, None, None] * n0_inv + network
-        usable[sl] = ~zero.any(axis=0)
+        usable[sl] = ~zero.any(axis=0) & np.isfinite(trace_p_inv)
     return cov, usable
 
 

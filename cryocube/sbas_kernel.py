@@ -255,6 +255,32 @@ def band_solve(factor: np.ndarray, zero: np.ndarray, rhs: np.ndarray) -> np.ndar
     return x
 
 
+def band_inverse_diagonal(factor: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """Diagonal ``(K, n)`` of ``(L L^T)^-1`` for band factors of :func:`band_cholesky`, without forming the inverse.
+
+    Takahashi's recursion (Takahashi, Fagan, Chin 1973): with ``L = U D^1/2``
+    (``U`` unit lower), the entries ``S`` of the inverse inside the band satisfy,
+    from the last column back, ``S[j, i] = -sum_k S[j, k] U[k, i]`` (``j > i``) and
+    ``S[i, i] = 1 / D[i] - sum_k U[k, i] S[k, i]``, ``k = i + 1 .. i + h``: ``K h^2``
+    operations per pixel instead of ``K^2 h`` for ``L^-1``. NaN where a pivot is zero.
+    """
+    k, hp1, n = factor.shape
+    h = hp1 - 1
+    pivot = np.where(zero, np.nan, factor[:, 0])
+    unit = factor[:, 1:] / pivot[:, None, :]  # U[a + d, a], d = 1..h
+    inv = np.zeros((k, hp1, n))  # S[a + d, a], d = 0..h
+    for i in range(k - 1, -1, -1):
+        m = min(h, k - 1 - i)
+        for d in range(1, m + 1):  # S[i + d, i] = -sum_e S[i + d, i + e] U[i + e, i]
+            total = np.zeros(n)
+            for e in range(1, m + 1):
+                lo, hi = min(d, e), max(d, e)
+                total += inv[i + lo, hi - lo] * unit[i, e - 1]
+            inv[i, d] = -total
+        inv[i, 0] = 1.0 / pivot[i] ** 2 - sum(unit[i, e - 1] * inv[i, e] for e in range(1, m + 1))
+    return inv[:, 0]
+
+
 def _min_norm_velocity(band: np.ndarray, rhs: np.ndarray, dt_years: np.ndarray) -> np.ndarray:
     """Minimum-norm-velocity solution ``c`` ``(K, m)`` from the (unfactorised) band ``(K, h + 1, m)``."""
     k, hp1, m = band.shape
