@@ -74,6 +74,7 @@ __all__ = [
     "shear_flow",
     "columbia_flow",
     "texture_pair",
+    "saturated_texture_pair",
     "warp_image",
     "add_nodata_stripe",
     "decorrelate_patch",
@@ -398,6 +399,36 @@ def texture_pair(shape: tuple[int, int], flow: Flow, *, seed: int = 0, kind: Tex
         secondary = secondary + np.random.default_rng([seed, 2]).normal(0.0, sigma, secondary.shape)
     dy, dx = flow(rows, cols)
     return reference.astype(np.float32), secondary.astype(np.float32), dy, dx
+
+
+def saturated_texture_pair(shape: tuple[int, int], flow: Flow, *, saturated_fraction: float = 0.2,
+                           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An exact pair of an optical texture whose bright patches are saturated, like snow in Landsat images.
+
+    The scene is ``S = min(B + 2 L, level)``: ``B`` the optical texture of
+    :func:`texture_pair` (seed ``seed``), ``L`` a unit-variance brightness field of
+    wavelengths 60-240 px (:class:`CosineSum`, ``default_rng([seed, 3])``, 50
+    modes) and ``level`` the ``1 - saturated_fraction`` quantile of ``B + 2 L`` over
+    the reference. Clipping is pointwise, so both images still sample one function
+    exactly (``secondary(p) = S(q(p))``): the truth is exact, but the saturated
+    patches carry no texture and the chips beside them see texture on one side
+    only. Truth: ``flow.grid(shape)``.
+
+    Returns
+    -------
+    reference, secondary
+        float32 images of ``shape``.
+    """
+    if not 0.0 <= saturated_fraction < 1.0:
+        raise ValueError(f"saturated_fraction must be in [0, 1), got {saturated_fraction!r}")
+    texture = BandLimitedTexture.random(seed)
+    light = CosineSum.random(np.random.default_rng([seed, 3]), 50, 60.0, 240.0)
+    rows, cols = pixel_grid(shape)
+    reference = texture(rows, cols) + 2.0 * light(rows, cols)
+    level = float(np.quantile(reference, 1.0 - saturated_fraction))
+    q_rows, q_cols = flow.invert(rows, cols)
+    secondary = texture(q_rows, q_cols) + 2.0 * light(q_rows, q_cols)
+    return np.minimum(reference, level).astype(np.float32), np.minimum(secondary, level).astype(np.float32)
 
 
 # =========================================================================== #

@@ -26,8 +26,9 @@ import xarray as xr
 import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import aligned_chunks, warn_if_oversized
-from cryocube.offset_filters import CONSISTENCY_RADIUS, consistency_flags, smooth, threshold_flags
-from cryocube.offset_kernel import N_OUTPUTS, OUTPUTS, OffsetFlag, match_block
+from cryocube.offset_filters import (CONSISTENCY_RADIUS, RECENTRE_RADIUS, consistency_flags, recentre_displacements, smooth,
+                                     threshold_flags)
+from cryocube.offset_kernel import CENTROID_OUTPUTS, N_OUTPUTS, OUTPUTS, OffsetFlag, match_block
 from cryocube.prefilters import PREFILTERS, halo_px
 
 #: Default block edge (px) of the input when it is not chunked yet; rounded to a multiple of ``step_px``.
@@ -179,6 +180,18 @@ def consistency_block(stack: np.ndarray, *, tolerance_px: float, n_sigma: float)
     return flag.astype(np.float32)[..., None]
 
 
+def recentre_block(stack: np.ndarray, *, step_px: int) -> np.ndarray:
+    """:func:`~cryocube.offset_filters.recentre_displacements` on a ``(..., 3 + 8)`` stack.
+
+    The stack holds drow, dcol (px), flag and the 8 entries of the centroid tensor; returns it with drow, dcol moved.
+    """
+    flag = np.nan_to_num(stack[..., 2], nan=OffsetFlag.NODATA).astype(np.uint8)
+    out = stack.copy()
+    centroid = stack[..., 3:].reshape(*flag.shape, 2, 2, 2)
+    out[..., 0], out[..., 1] = recentre_displacements(stack[..., 0], stack[..., 1], flag, centroid, step_px=step_px)
+    return out
+
+
 def time_attrs(image: xr.DataArray, role: str) -> dict[str, Any]:
     attrs = {}
     if cv.TIME in image.coords and image[cv.TIME].size == 1:
@@ -208,6 +221,7 @@ def track_offsets(
     prefilter: str | None = None,
     prefilter_sigma_px: float = 4.0,
     mode: str = "intensity",
+    recentre: bool = True,
 ) -> xr.Dataset:
     """Dense offset tracking by normalized cross-correlation, lazily and blockwise.
 
@@ -257,6 +271,13 @@ def track_offsets(
         the speckle phase and is more precise where coherence is high (see
         :mod:`cryocube.offset_kernel`). ``"amplitude"`` and ``"complex"`` need
         complex input. Oversample SLCs by 2 (as ampcor does) for the sub-pixel fit.
+    recentre
+        Give each accepted displacement at its chip centre: a match measures the
+        displacement where the chip's texture is (e.g. beside saturated snow, or at
+        the scene edge), which differs from the centre's where the flow has a
+        gradient; it is moved there with the gradient fitted to its 5 x 5
+        neighbours (:func:`cryocube.offset_filters.recentre_displacements`). ``False`` keeps the
+        matched values.
 
     Returns
     -------
@@ -324,6 +345,13 @@ def track_offsets(
                               boundary=np.nan, dtype=np.float32, tolerance_px=float(consistency_px),
                               n_sigma=float(consistency_sigma))[..., 0].astype(np.uint8)
     accepted = flag == OffsetFlag.OK
+    if recentre:
+        first = _COL[CENTROID_OUTPUTS[0]]
+        stack = da.concatenate([drow[..., None], dcol[..., None], flag.astype(np.float32)[..., None],
+                                raw[..., first:first + len(CENTROID_OUTPUTS)]], axis=-1).rechunk({2: -1})
+        moved = da.map_overlap(recentre_block, stack, depth={0: RECENTRE_RADIUS, 1: RECENTRE_RADIUS, 2: 0},
+                               boundary=np.nan, dtype=np.float32, step_px=step)
+        drow, dcol = moved[..., 0], moved[..., 1]
 
     def variable(values: da.Array, units: str, long_name: str) -> xr.DataArray:
         return xr.DataArray(values, dims=(cv.Y, cv.X), attrs={"units": units, "long_name": long_name})
@@ -344,7 +372,7 @@ def track_offsets(
     params = dict(chip_px=int(chip_px), search_px=search_scalar if search_scalar is not None else "per point", step_px=step,
                   min_valid_fraction=min_valid_fraction, min_ncc=min_ncc, min_snr=min_snr, max_displacement=max_displacement, max_error_px=max_error_px,
                   consistency_px=consistency_px, consistency_sigma=consistency_sigma,
-                  mode=mode, prefilter=prefilter, prefilter_sigma_px=prefilter_sigma_px if prefilter else None,
+                  mode=mode, recentre=recentre, prefilter=prefilter, prefilter_sigma_px=prefilter_sigma_px if prefilter else None,
                   prior_dx=None if prior_dx is None else ("map" if isinstance(prior_dx, xr.DataArray) else float(prior_dx)),
                   prior_dy=None if prior_dy is None else ("map" if isinstance(prior_dy, xr.DataArray) else float(prior_dy)))
     ds.attrs = {**time_attrs(reference, "reference"), **time_attrs(secondary, "secondary"),
