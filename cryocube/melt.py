@@ -82,9 +82,9 @@ _FLAG_ATTRS = {
 _DB_TO_LN: Final = np.float32(np.log(10.0) / 10.0)
 
 
-def db_to_power(db: np.ndarray) -> np.ndarray:
-    """``10^(db/10)`` in float32 (``exp`` is several times faster than ``power``)."""
-    out = np.multiply(db, _DB_TO_LN, dtype=np.float32)
+def db_to_power(db: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``10^(db/10)`` in float32 (``exp`` is several times faster than ``power``), into ``out`` (may be ``db``) when given."""
+    out = np.multiply(db, _DB_TO_LN, dtype=np.float32, out=out)
     return np.exp(out, out=out)
 
 
@@ -109,18 +109,27 @@ def nagler_weight(theta_deg: np.ndarray, *, theta1_deg: float = NAGLER_THETA1_DE
 
 
 def _window_sum(padded: np.ndarray, half: int) -> np.ndarray:
-    """Sums over the ``(2 half + 1)`` square windows centred on the interior of a 2-D array padded by ``half``."""
-    ny, nx = padded.shape[0] - 2 * half, padded.shape[1] - 2 * half
-    rows = padded[:ny].copy()
-    for k in range(1, 2 * half + 1):
+    """Sums over the ``(2 half + 1)`` square windows (``half >= 1``) centred on the interior of a 2-D array padded by ``half``.
+
+    Separable: rows first (whole padded rows, contiguous), then columns on the
+    flattened row sums, so that every addition runs over one contiguous run of
+    memory (shifted 2-D slices iterate row by row and took twice as long). The
+    result is a strided ``(ny, nx)`` view of a ``(ny, nx + 2 half)`` buffer.
+    """
+    ny, width = padded.shape[0] - 2 * half, padded.shape[1]
+    rows = np.add(padded[:ny], padded[1:1 + ny])
+    for k in range(2, 2 * half + 1):
         rows += padded[k:k + ny]
-    out = rows[:, :nx].copy()
-    for k in range(1, 2 * half + 1):
-        out += rows[:, k:k + nx]
-    return out
+    flat = rows.reshape(-1)
+    n = flat.size - 2 * half
+    out = np.empty_like(flat)
+    np.add(flat[:n], flat[1:1 + n], out=out[:n])
+    for k in range(2, 2 * half + 1):
+        out[:n] += flat[k:k + n]
+    return out.reshape(ny, width)[:, :width - 2 * half]
 
 
-def multilook_power(padded_db: np.ndarray, window_px: int) -> np.ndarray:
+def multilook_power(padded_db: np.ndarray, window_px: int, *, overwrite: bool = False) -> np.ndarray:
     """NaN-aware ``window_px`` box mean, in linear power, of one 2-D scene padded with a halo.
 
     Parameters
@@ -130,26 +139,26 @@ def multilook_power(padded_db: np.ndarray, window_px: int) -> np.ndarray:
         scene plus ``h`` pixels of context on every side (NaN beyond the image).
     window_px
         Odd window edge (px).
+    overwrite
+        Use ``padded_db`` (float32) as scratch space for the linear power (saves an allocation).
 
     Returns
     -------
     np.ndarray
-        Mean linear power ``(ny, nx)`` over the valid pixels of each window; NaN
-        where the centre pixel is NaN. One scene at a time keeps the work in cache.
+        Mean linear power ``(ny, nx)`` (float32, contiguous) over the valid pixels of
+        each window; NaN where the centre pixel is NaN. One scene at a time keeps the
+        work in cache.
     """
-    power = db_to_power(padded_db)
+    power = db_to_power(padded_db, out=padded_db if overwrite else None)
     h = window_px // 2
     if h == 0:
         return power
     valid = np.isfinite(power)
     if valid.all():
-        total = _window_sum(power, h)
-        total *= np.float32(1.0 / window_px**2)
-        return total
+        return np.multiply(_window_sum(power, h), np.float32(1.0 / window_px**2))
     power[~valid] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = _window_sum(power, h)
-        mean /= _window_sum(valid.astype(np.float32), h)
+        mean = np.divide(_window_sum(power, h), _window_sum(valid.astype(np.float32), h))
     mean[~valid[h:-h, h:-h]] = np.nan
     return mean
 
@@ -174,13 +183,19 @@ def reference_power_kernel(power: np.ndarray, groups: np.ndarray, is_reference: 
         float32 ``(n_groups, ...)``; NaN where a pixel has no valid reference scene.
     """
     total = np.zeros((n_groups,) + power.shape[1:], dtype=np.float32)
-    count = np.zeros((n_groups,) + power.shape[1:], dtype=np.float32)
+    invalid = np.zeros((n_groups,) + power.shape[1:], dtype=np.float32)
+    scenes = np.zeros((n_groups,) + (1,) * (power.ndim - 1), dtype=np.float32)
     for i in np.flatnonzero(is_reference):
+        g = groups[i]
+        scenes[g] += 1
         valid = np.isfinite(power[i])
-        total[groups[i]] += np.where(valid, power[i], np.float32(0.0))
-        count[groups[i]] += valid
+        if valid.all():  # the common case: one addition
+            total[g] += power[i]
+        else:
+            total[g] += np.where(valid, power[i], np.float32(0.0))
+            invalid[g] += ~valid
     with np.errstate(divide="ignore", invalid="ignore"):
-        total /= count
+        total /= scenes - invalid
     return total
 
 
@@ -212,36 +227,48 @@ def melt_ratio_kernel(co: np.ndarray | HaloBlock, cross: np.ndarray | HaloBlock 
     -------
     np.ndarray
         float32 ``(T, ny, nx)``: ``R_co`` or ``W R_cross + (1 - W) R_co`` (dB).
-        Computed one scene at a time so that every temporary stays in the CPU cache
-        and no block-sized intermediate is allocated.
+        Computed one scene at a time so that every temporary stays in the CPU cache;
+        the multilooked reference scenes (``(n_reference, ny, nx)`` per polarization)
+        are kept from the reference pass and reused, so every scene is multilooked
+        once (the ratio loop used to multilook them a second time).
     """
-    buffers: dict[int, np.ndarray] = {}
+    picked = np.flatnonzero(is_reference)
+    row = np.full(groups.size, -1)
+    row[picked] = np.arange(picked.size)
+    shape = (co.shape if window_px is None else co.tile.shape)[1:]
+    if window_px is not None:  # the padded scene being multilooked (dB, then power)
+        buffer = np.empty((shape[0] + 2 * co.halo, shape[1] + 2 * co.halo), dtype=np.float32)
 
     def scene(a: np.ndarray | HaloBlock, i: int) -> np.ndarray:
         if window_px is None:
             return a[i]
-        return multilook_power(a.scene(i, buffers.get(id(a))), window_px)
+        padded = a.scene(i, buffer)  # without a halo, the tile's own scene (never overwritten)
+        return multilook_power(padded, window_px, overwrite=padded is buffer)
 
-    def reference(a: np.ndarray, given: np.ndarray | None) -> np.ndarray:
+    def reference(a: np.ndarray | HaloBlock, given: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The reference power and, when computed here, the reference scenes it averaged (reused by the ratios)."""
         if given is not None:
-            return given
-        picked = np.flatnonzero(is_reference)
-        power = np.stack([scene(a, i) for i in picked])
-        return reference_power_kernel(power, groups[picked], np.ones(picked.size, bool), n_groups)
+            return given, None
+        looks = np.empty((picked.size,) + shape, dtype=np.float32)
+        for k, i in enumerate(picked):
+            looks[k] = scene(a, i)
+        return reference_power_kernel(looks, groups[picked], np.ones(picked.size, bool), n_groups), looks
 
-    ref_co = reference(co, ref_co_power)
-    ref_cross = reference(cross, ref_cross_power) if cross is not None else None
-    if window_px is not None:
-        buffers.update({id(a): a.scene(0).copy() for a in (co, cross) if a is not None})
-    out = np.empty((groups.size,) + ref_co.shape[1:], dtype=np.float32)
-    for i, g in enumerate(groups):
-        ratio = power_to_db(np.divide(scene(co, i), ref_co[g], dtype=np.float32))
+    def ratio_db(a: np.ndarray | HaloBlock, ref: np.ndarray, looks: np.ndarray | None, i: int,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        power = looks[row[i]] if looks is not None and row[i] >= 0 else scene(a, i)
+        return power_to_db(np.divide(power, ref[groups[i]], out=out, dtype=np.float32))
+
+    ref_co, looks_co = reference(co, ref_co_power)
+    ref_cross, looks_cross = reference(cross, ref_cross_power) if cross is not None else (None, None)
+    out = np.empty((groups.size,) + shape, dtype=np.float32)
+    for i in range(groups.size):
+        ratio = ratio_db(co, ref_co, looks_co, i, out[i])
         if cross is not None:
-            cross_ratio = power_to_db(np.divide(scene(cross, i), ref_cross[g], dtype=np.float32))
+            cross_ratio = ratio_db(cross, ref_cross, looks_cross, i)
             cross_ratio -= ratio
             cross_ratio *= nagler_weight(theta_deg[i])
             ratio += cross_ratio
-        out[i] = ratio
     return out
 
 
@@ -271,8 +298,8 @@ def melt_block_kernel(co_db: HaloBlock, cross_db: HaloBlock | None = None, theta
 
 def classify_kernel(ratio_db: np.ndarray, threshold_db: float) -> np.ndarray:
     """Melt flag (int8): MELT where ``ratio < threshold``, DRY where finite and not, UNKNOWN where NaN."""
-    flags = (ratio_db < threshold_db).astype(np.int8)
-    flags[np.isnan(ratio_db)] = UNKNOWN
+    flags = np.less(ratio_db, threshold_db, out=np.empty(np.shape(ratio_db), dtype=bool)).view(np.int8)  # 0/1, no copy
+    flags -= np.isnan(ratio_db)  # NaN compares False (DRY = 0); DRY - 1 = UNKNOWN
     return flags
 
 

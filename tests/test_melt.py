@@ -165,6 +165,18 @@ def test_bundled_catalog_melt_against_simulator():
     assert ((np.abs(onset_err) <= 6) & (np.abs(end_err) <= 6))[ice].mean() >= 0.9
 
 
+def test_inputs_are_left_untouched(scene):
+    """The kernels reuse scratch buffers in place: never the caller's arrays (numpy-backed cube, with and without halo)."""
+    cube, _ = scene
+    before = {name: cube[name].values.copy() for name in ("hh", "hv")}
+    assert cube.hh.dtype == np.float32  # float32 input is handed to the kernels without a copy
+    for window_px in (1, 3):
+        detect_melt(cube, method="nagler", window_px=window_px)
+        dry_reference(cube, variables=("hh", "hv"), window_px=window_px)
+    for name, values in before.items():
+        np.testing.assert_array_equal(cube[name].values, values)
+
+
 # --------------------------------------------------------------------------- dask
 def test_lazy_and_chunk_independent(scene):
     cube, _ = scene
