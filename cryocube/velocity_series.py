@@ -47,6 +47,18 @@ one batched ``np.linalg.inv`` gives the minimum-norm least-squares solution and,
 for determined intervals, the exact variances ``diag(N⁺)``. This is the
 least-squares solution within every connected component at once; undetermined
 intervals are set to NaN, never to an invented value.
+
+Solver
+------
+A pair covers a contiguous run of intervals, so ``N`` is a band matrix (half
+bandwidth: the longest pair's span in intervals, minus one; the regularized
+method's penalty is tridiagonal). Pixels whose network is one piece (``M = 0``)
+are solved by a banded Cholesky factorisation, banded substitution and the
+band of ``N⁻¹`` (:func:`band_cholesky`, :func:`band_solve`,
+:func:`band_inverse`: ``O(K b²)`` instead of ``O(K³)``, vectorised over pixels);
+the band of ``N⁻¹`` holds every variance and every pair's leverage. Pixels whose
+network is split, and any whose band factor fails, take the ``np.linalg.inv``
+route above.
 """
 
 from __future__ import annotations
@@ -378,14 +390,125 @@ def _difference_penalty(nodes: np.ndarray, smoothing: float) -> np.ndarray:
     return d.T @ d
 
 
+def band_width(design: np.ndarray) -> int:
+    """Half bandwidth of the normal matrices ``AᵀWA``: the most intervals one pair spans, minus one.
+
+    ``(AᵀWA)[a, b] = 0`` unless a pair covers both intervals ``a`` and ``b``, and a
+    pair covers a contiguous run of intervals, so ``|a - b| <= band_width(A)``.
+    """
+    covered = design > 0
+    first = covered.argmax(axis=1)
+    last = covered.shape[1] - 1 - covered[:, ::-1].argmax(axis=1)
+    return int((last - first).max(initial=0))
+
+
+def band_cholesky(a: np.ndarray, band: int) -> np.ndarray:
+    """Cholesky factors ``L`` (``A = L Lᵀ``) of symmetric band matrices, in place, batched over the last axis.
+
+    A Python loop over the ``K`` columns, each step vectorised over the matrices
+    (the pixel axis is last and contiguous) and touching only the ``band``-wide
+    window below the diagonal: ``O(K band²)`` per matrix instead of LAPACK's
+    ``O(K³)``, and a matrix's result does not depend on how many share the call.
+
+    Parameters
+    ----------
+    a
+        ``(K, K, n)`` float64: ``n`` symmetric matrices with ``a[i, j] = 0`` for
+        ``|i - j| > band``. On return its lower band holds ``L``; the entries above
+        the diagonal hold intermediate values (ignore them).
+    band
+        Half bandwidth (>= 0).
+
+    Returns
+    -------
+    ``(n,)`` bool: matrices that are not numerically positive definite (a pivot
+    not above ``1e-12`` times its original diagonal entry). Their factor is
+    meaningless (such a pivot is replaced by 1 to keep the others going).
+    """
+    k = a.shape[0]
+    original = a[np.arange(k), np.arange(k)]  # (K, n) copy of the diagonal
+    failed = np.zeros(a.shape[2:], dtype=bool)
+    for j in range(k):
+        e = min(j + band + 1, k)
+        bad = ~(a[j, j] > 1e-12 * original[j])
+        failed |= bad
+        a[j, j] = np.sqrt(np.where(bad, 1.0, a[j, j]))
+        column = a[j + 1:e, j]
+        column /= a[j, j]
+        a[j + 1:e, j + 1:e] -= column[:, None] * column[None, :]
+    return failed
+
+
+def band_solve(factor: np.ndarray, rhs: np.ndarray, band: int) -> np.ndarray:
+    """Solve ``L Lᵀ x = rhs`` with the factors of :func:`band_cholesky` (forward and back substitution).
+
+    Parameters
+    ----------
+    factor
+        ``(K, K, n)``: ``L`` in the lower band.
+    rhs
+        ``(K, m, n)``: ``m`` right-hand sides per matrix.
+    band
+        Half bandwidth.
+
+    Returns
+    -------
+    ``(K, m, n)`` solutions.
+    """
+    k = factor.shape[0]
+    x = rhs.copy()
+    for j in range(k):
+        s = max(0, j - band)
+        x[j] = (x[j] - np.einsum("in,imn->mn", factor[j, s:j], x[s:j])) / factor[j, j]
+    for j in range(k - 1, -1, -1):
+        e = min(j + band + 1, k)
+        x[j] = (x[j] - np.einsum("in,imn->mn", factor[j + 1:e, j], x[j + 1:e])) / factor[j, j]
+    return x
+
+
+def band_inverse(factor: np.ndarray, band: int) -> np.ndarray:
+    """The band ``|i - j| <= band`` of ``(L Lᵀ)⁻¹`` from the factors of :func:`band_cholesky`.
+
+    Selected inversion (Takahashi's recurrences): ``Z = (L Lᵀ)⁻¹`` satisfies
+    ``Z L = L⁻ᵀ`` (upper triangular, diagonal ``1 / L[j, j]``), so from the last
+    column backwards ``Z[i, j] = (δ_ij / L[j, j] - Σ_{m=j+1}^{j+band} Z[i, m] L[m, j]) / L[j, j]``
+    for ``j <= i <= j + band``, which only reads entries of ``Z`` inside the band.
+    ``O(K band²)`` per matrix; enough for the variances (diagonal) and for the
+    leverages of pairs that span at most ``band + 1`` intervals.
+
+    Parameters
+    ----------
+    factor
+        ``(K, K, n)``: ``L`` in the lower band.
+    band
+        Half bandwidth.
+
+    Returns
+    -------
+    ``(K, K, n)``: the inverse inside the band (both triangles), zero outside.
+    """
+    k = factor.shape[0]
+    z = np.zeros(factor.shape)  # calloc: the pages outside the band are never touched
+    for j in range(k - 1, -1, -1):
+        e = min(j + band + 1, k)
+        column = factor[j + 1:e, j]  # (m, n)
+        below = -np.einsum("imn,mn->in", z[j + 1:e, j + 1:e], column) / factor[j, j]
+        z[j + 1:e, j] = below
+        z[j, j + 1:e] = below
+        z[j, j] = (1.0 / factor[j, j] - np.einsum("mn,mn->n", below, column)) / factor[j, j]
+    return z
+
+
 def _masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Median over axis 0 of the masked-in values (``(P, n)``); NaN where nothing is masked in."""
-    ordered = np.sort(np.where(mask, values, np.nan), axis=0)  # NaN sort last
+    # sorted pixel-major: a contiguous row per pixel sorts several times faster than a strided column
+    ordered = np.ascontiguousarray(np.where(mask, values, np.nan).T)
+    ordered.sort(axis=1)  # NaN sort last
     count = mask.sum(axis=0)
     lo = np.maximum((count - 1) // 2, 0)
     hi = np.maximum(count // 2, 0)
-    med = 0.5 * (np.take_along_axis(ordered, lo[None], 0)[0] + np.take_along_axis(ordered, hi[None], 0)[0])
-    return np.where(count > 0, med, np.nan)
+    rows = np.arange(ordered.shape[0])
+    return np.where(count > 0, 0.5 * (ordered[rows, lo] + ordered[rows, hi]), np.nan)
 
 
 def invert_pairs_kernel(vx: np.ndarray, vy: np.ndarray, vx_error: np.ndarray | None = None,
@@ -404,24 +527,31 @@ def invert_pairs_kernel(vx: np.ndarray, vy: np.ndarray, vx_error: np.ndarray | N
     pair fails the test below after the plain fit:
 
     1. ``IRLS_ITERATIONS`` Cauchy-weighted refits (weights ``1 / (1 + (u/2.385)**2)``,
-       no pair dropped, so the network stays whole; ``np.linalg.solve`` and plain
+       no pair dropped, so the network stays whole; solve only and plain
        residuals, the leverage only in the first and the final tests) keep gross
        errors from smearing into their neighbours' residuals;
     2. a pair is an inlier iff ``u <= outlier_mad`` for vx and vy, with
-       ``u = |t - median(t)| / max(1.4826 * MAD(t), error, 1e-9 * (1 + max|y|))``,
-       ``t = r / sqrt(1 - h)`` the studentized residual (``h`` the pair's leverage;
-       without it a short, precise pair that alone fixes an interval hides its
-       gross error in a small residual), median and MAD over the current inliers.
-       The pair's own 1-sigma error is a floor: a pair is never rejected for a
-       residual within ``outlier_mad`` of its reported error;
+       ``u = |z - median(z)| / max(1.4826 * MAD(z), 1)``, ``z = t / error`` the
+       residual in units of the pair's own 1-sigma error (Baarda's w-test; without
+       errors ``z = t`` and the floor is ``1e-9 * (1 + max|y|)``) and ``t`` the
+       studentized residual: ``r / sqrt(1 - h)`` for a pair in the fit (``h`` its
+       leverage; without it a short, precise pair that alone fixes an interval
+       hides its gross error in a small residual), ``r / sqrt(1 + h)`` for a pair
+       left out (the fit's own uncertainty at that pair); median and MAD over the
+       current inliers. A pair is thus never rejected within ``outlier_mad`` times
+       its reported error, and the MAD only widens the test where the errors are
+       underestimated: a scale pooled over pairs of different errors would let a
+       precise pair's gross error pass and reject the imprecise good pairs it
+       drags along instead;
     3. plain refit on the inliers, re-testing every valid pair (rejected pairs can
        come back, except those whose two dates fell into different components,
        which nothing can test any more), at most ``max_iterations`` times, only
        for pixels whose inlier set changed.
 
-    Matrices are built for ``batch_pixels`` pixels at a time (normal matrices from
-    sparse outer products of the design rows, one batched ``np.linalg.inv``);
-    nothing loops over pixels in Python.
+    Matrices are built for ``batch_pixels`` pixels at a time, pixel axis last
+    (normal matrices from sparse outer products of the design rows, banded
+    factorisation, see the module docstring); nothing loops over pixels in
+    Python, and a pixel's result does not depend on the others in its batch.
 
     Parameters
     ----------
@@ -466,7 +596,15 @@ def invert_pairs_kernel(vx: np.ndarray, vy: np.ndarray, vx_error: np.ndarray | N
 
 
 class _Solver:
-    """Normal equations of one batch of pixels (pair-major arrays ``(P, n)``), solved for chosen pixels."""
+    """Normal equations of one batch of pixels (pair-major arrays ``(P, n)``), solved for chosen pixels.
+
+    Normal matrices are built pixel-last, ``(K, K, na)``, from the sparse outer
+    products of the design rows (``outer_t @ w``, no transpose) and factored by
+    :func:`band_cholesky`; the few pixels whose network is split (connected
+    components: the null-space term ``M`` is not banded) or whose band factor
+    fails fall back to LAPACK's ``np.linalg.inv`` of ``N + M`` (regularized: of
+    ``N + R``, plus ``1 1ᵀ`` for a pixel without any pair).
+    """
 
     def __init__(self, y: np.ndarray, weight: np.ndarray, scale: np.ndarray, same_weights: bool, *,
                  design: np.ndarray, outer_t: scipy.sparse.csr_matrix, node1: np.ndarray, node2: np.ndarray,
@@ -474,7 +612,10 @@ class _Solver:
         self.y, self.weight, self.scale, self.same_weights = y, weight, scale, same_weights
         self.design, self.outer_t, self.node1, self.node2, self.penalty = design, outer_t, node1, node2, penalty
         self.outer = outer_t.T.tocsr()
+        self.design_sparse = scipy.sparse.csr_matrix(design)
+        self.design_t = self.design_sparse.T.tocsr()
         self.k = design.shape[1]
+        self.band = max(band_width(design), 0 if penalty is None else 1)
         self.full_labels = component_labels(np.ones((design.shape[0], 1), bool), node1, node2, self.k + 1)[:, 0]
 
     def labels(self, mask: np.ndarray) -> np.ndarray:
@@ -486,72 +627,100 @@ class _Solver:
             out[:, ~full] = component_labels(mask[:, ~full], self.node1, self.node2, self.k + 1)
         return out
 
+    def fitted(self, x: np.ndarray) -> np.ndarray:
+        """``A x`` for ``x`` ``(2, K, na)``: ``(2, P, na)``."""
+        return np.stack([self.design_sparse @ x[c] for c in range(2)])
+
+    def _normal(self, w: np.ndarray, c: int, idx: np.ndarray) -> np.ndarray:
+        """``AᵀWA`` (plus the scaled penalty) ``(K, K, na)`` for weights ``w`` ``(P, na)`` of pixels ``idx``."""
+        normal = (self.outer_t @ w).reshape(self.k, self.k, -1)
+        if self.penalty is not None:
+            normal += self.penalty[:, :, None] / self.scale[c, idx]  # same units as the normalised N
+        return normal
+
     def solve(self, idx: np.ndarray, mask: np.ndarray, labels: np.ndarray, robust: np.ndarray | None = None,
-              full: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+              full: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Least squares for pixels ``idx`` with pairs ``mask`` (``(P, na)``) and optional robust weight factors.
 
-        Returns ``x`` ``(2, K, na)``, ``diag((N + M)⁻¹)`` in (m/yr)² ``(2, K, na)`` and the
-        leverages ``h_p = w_p a_pᵀ (N + M)⁻¹ a_p`` ``(2, P, na)`` (``a_pᵀ M⁺ a_p = 0``: exact).
-        ``full=False`` (the robust reweighting steps): ``np.linalg.solve`` instead of
-        the inverse, no variances, zero leverages.
+        Returns ``x`` ``(2, K, na)``, ``diag((N + M)⁻¹)`` in (m/yr)² ``(2, K, na)`` and
+        the signed leverages ``(2, P, na)``: ``h_p = q_p`` for pairs in ``mask``,
+        ``-q_p`` for the other valid pairs, with ``q_p = w_p a_pᵀ (N + M)⁻¹ a_p``
+        (``a_pᵀ M⁺ a_p = 0``: exact), so that ``1 - h_p`` is the variance of the
+        pair's residual in units of its own (``σ_p² (1 - q_p)`` for a pair in the
+        fit, ``σ_p² (1 + q_p)`` for one left out). ``full=False`` (the robust
+        reweighting steps): no variances, no leverages (None).
         """
-        k = self.k
-        extra = None
+        k, na = self.k, idx.size
         if self.penalty is None:
-            lab = labels.T
-            deficient = ~(lab[:, 1:] == lab[:, :-1]).all(axis=1)
-            if deficient.any():
-                extra = np.zeros((idx.size, k, k))
-                extra[deficient] = _null_space_term(lab[deficient])
-        x = np.empty((2, k, idx.size))
-        var = np.empty((2, k, idx.size)) if full else None
-        leverage = np.zeros((2, self.design.shape[0], idx.size))
+            split = (labels[1:] != labels[:-1]).any(axis=0)
+        else:  # a pixel without pairs: N = R alone is singular (the constants are its null space)
+            split = ~mask.any(axis=0)
+        x = np.empty((2, k, na))
+        var = np.empty((2, k, na)) if full else None
+        leverage = np.zeros((2, self.design.shape[0], na)) if full else None
         for c in range(1 if self.same_weights else 2):
             w = np.where(mask, self.weight[c][:, idx], 0.0)
             if robust is not None:
                 w = w * robust
-            normal = np.ascontiguousarray((self.outer_t @ w).T).reshape(-1, k, k)
-            if self.penalty is not None:
-                normal += self.penalty[None] / self.scale[c, idx][:, None, None]  # same units as the normalised N
-            elif extra is not None:
-                normal += extra
             components = (0, 1) if self.same_weights else (c,)
-            # einsum, not BLAS gemm: a pixel's sums must not depend on how many pixels share the call
-            rhs = np.stack([np.einsum("pn,pk->nk", w * self.y[cc][:, idx], self.design) for cc in components],
-                           axis=-1)  # (na, K, nc)
-            if not full:
-                sol = np.linalg.solve(normal, rhs)
-                for j, cc in enumerate(components):
-                    x[cc] = sol[:, :, j].T
-                continue
-            inv = np.linalg.inv(normal)
-            sol = inv @ rhs
-            h = w * (self.outer @ inv.reshape(idx.size, k * k).T)  # sparse (P, K²) @ (K², na)
+            # sparse products, not BLAS gemm: a pixel's sums must not depend on how many pixels share the call
+            rhs = np.stack([self.design_t @ (w * self.y[cc][:, idx]) for cc in components], axis=1)  # (K, nc, na)
+            factor = self._normal(w, c, idx)
+            dense = np.flatnonzero(band_cholesky(factor, self.band) | split)
+            sol = band_solve(factor, rhs, self.band)
+            inv = band_inverse(factor, self.band) if full else None
+            if dense.size:
+                normal = self._normal(w[:, dense], c, idx[dense]).transpose(2, 0, 1)
+                if self.penalty is None:
+                    normal = normal + _null_space_term(labels[:, dense].T)
+                else:  # + 1 1ᵀ, orthogonal to the range of R: reported as NaN anyway (no pair)
+                    normal = normal + split[dense, None, None]
+                dense_rhs = rhs[:, :, dense].transpose(2, 0, 1)
+                if full:
+                    dense_inv = np.linalg.inv(normal)
+                    sol[:, :, dense] = (dense_inv @ dense_rhs).transpose(1, 2, 0)
+                    inv[:, :, dense] = dense_inv.transpose(1, 2, 0)
+                else:
+                    sol[:, :, dense] = np.linalg.solve(normal, dense_rhs).transpose(1, 2, 0)
+            if full:
+                q = self.weight[c][:, idx] * (self.outer @ inv.reshape(k * k, na))  # sparse (P, K²) @ (K², na)
+                q = np.where(mask, q, -q)
             for j, cc in enumerate(components):
-                x[cc] = sol[:, :, j].T
-                var[cc] = np.diagonal(inv, axis1=1, axis2=2).T / self.scale[cc, idx]
-                leverage[cc] = h
+                x[cc] = sol[:, j]
+                if full:
+                    var[cc] = inv[np.arange(k), np.arange(k)] / self.scale[cc, idx]
+                    leverage[cc] = q
         return x, var, leverage
 
 
-def _normalised_residuals(solver: _Solver, idx: np.ndarray, x: np.ndarray, leverage: np.ndarray, mask: np.ndarray,
-                          floor: np.ndarray) -> np.ndarray:
-    """Robustly normalised studentized residuals, ``(P, na)``.
+def _normalised_residuals(solver: _Solver, idx: np.ndarray, x: np.ndarray, leverage: np.ndarray | None,
+                          mask: np.ndarray, unit: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Robustly normalised residuals (Baarda's w-test with a robust variance factor), ``(P, na)``.
 
-    ``t = r / sqrt(1 - h)`` (``h`` the leverage: a pair that weighs heavily on its
-    own fit hides its error in a small residual; ``t = 0`` where ``h ≈ 1``, a pair
-    nothing else checks), then the maximum over vx, vy of
-    ``|t - median| / max(1.4826 MAD, floor)`` with median and MAD over ``mask``.
+    ``t = r / sqrt(1 - h)`` with the signed leverage ``h`` of :meth:`_Solver.solve`
+    (``t = 0`` where ``1 - h ≈ 0``, a pair nothing else checks; ``t = r`` without
+    leverages, in the robust reweighting steps), in units of the
+    pair's own error, ``z = t / unit``; then the maximum over vx, vy of
+    ``|z - median(z)| / max(1.4826 MAD(z), floor)`` with median and MAD over
+    ``mask``. Every pair is measured against its own error (a robust scale pooled
+    over pairs of different errors would under-weigh a precise pair's gross error
+    against the imprecise neighbours it drags along, and reject those instead);
+    the MAD only inflates the scale when the errors are underestimated.
     """
-    fitted = np.einsum("pk,ckn->cpn", solver.design, x)
-    redundancy = 1.0 - np.clip(leverage, 0.0, 1.0)
-    checked = redundancy > 1e-6
-    resid = np.where(checked, (solver.y[:, :, idx] - fitted) / np.sqrt(np.where(checked, redundancy, 1.0)), 0.0)
+    resid = solver.y[:, :, idx] - solver.fitted(x)
+    if leverage is not None:
+        redundancy = 1.0 - leverage
+        checked = redundancy > 1e-6
+        np.sqrt(redundancy, out=redundancy, where=checked)
+        np.divide(resid, redundancy, out=resid, where=checked)
+        resid[~checked] = 0.0
     u = np.zeros(mask.shape)
     for c in range(2):
-        med = _masked_median(resid[c], mask)
-        mad = _masked_median(np.abs(resid[c] - med), mask)
-        u = np.maximum(u, np.abs(resid[c] - med) / np.maximum(MAD_TO_SIGMA * mad, floor[c][:, idx]))
+        z = resid[c] / unit[c][:, idx]
+        med = _masked_median(z, mask)
+        spread = np.abs(z - med)
+        mad = _masked_median(spread, mask)
+        u = np.maximum(u, spread / np.maximum(MAD_TO_SIGMA * mad, floor[c][:, idx]))
     return u
 
 
@@ -576,9 +745,13 @@ def _invert_batch(block: list[np.ndarray], *, design: np.ndarray, outer_t: scipy
     # vx and vy share one factorisation when their normalised weights agree (errors proportional per pixel,
     # to float32 precision: the relative weight difference is then < 1e-6, far below any error's precision)
     same_weights = sigma is None or bool(np.allclose(weight[0], weight[1], rtol=1e-6, atol=0))
-    floor = 1e-9 * (1.0 + np.max(np.abs(y), axis=1, keepdims=True))  # (2, 1, n)
-    if sigma is not None:
-        floor = np.maximum(floor, sigma)
+    # residuals in units of each pair's error; without errors, of the residual scale (floored against 0)
+    if sigma is None:
+        unit = np.ones_like(y)
+        floor = 1e-9 * (1.0 + np.max(np.abs(y), axis=1, keepdims=True))  # (2, 1, n)
+    else:
+        unit = sigma
+        floor = np.ones((2, 1, n))
     solver = _Solver(y, weight, scale, same_weights, design=design, outer_t=outer_t, node1=node1, node2=node2,
                      penalty=penalty)
 
@@ -587,7 +760,7 @@ def _invert_batch(block: list[np.ndarray], *, design: np.ndarray, outer_t: scipy
     x, var, leverage = solver.solve(everything, valid, labels)
     inliers = valid.copy()
     if outlier_mad is not None and max_iterations > 0:
-        u = _normalised_residuals(solver, everything, x, leverage, valid, floor)
+        u = _normalised_residuals(solver, everything, x, leverage, valid, unit, floor)
         active = np.flatnonzero((valid & (u > outlier_mad)).any(axis=0))
         if active.size:
             # Robust start: Cauchy-weighted refits (no pair dropped, so the network stays whole and every
@@ -599,7 +772,7 @@ def _invert_batch(block: list[np.ndarray], *, design: np.ndarray, outer_t: scipy
                 # floored: weights of ~1e-16 made the normal matrix numerically singular (found by a property test)
                 robust = np.maximum(1.0 / (1.0 + (u_a / CAUCHY_C) ** 2), ROBUST_WEIGHT_FLOOR)
                 x_a, _, lev = solver.solve(active, mask, lab, robust=robust, full=False)
-                u_a = _normalised_residuals(solver, active, x_a, lev, mask, floor)
+                u_a = _normalised_residuals(solver, active, x_a, lev, mask, unit, floor)
             # Hard rejection and plain refits, re-testing every valid pair against the new fit.
             for _ in range(max_iterations):
                 new = mask & (u_a <= outlier_mad)
@@ -610,7 +783,7 @@ def _invert_batch(block: list[np.ndarray], *, design: np.ndarray, outer_t: scipy
                 inliers[:, active] = new
                 labels[:, active] = lab = solver.labels(new)
                 x[:, :, active], var[:, :, active], lev = solver.solve(active, new, lab)
-                u_a = _normalised_residuals(solver, active, x[:, :, active], lev, new, floor)
+                u_a = _normalised_residuals(solver, active, x[:, :, active], lev, new, unit, floor)
                 # a pair whose ends fell into different components cannot be re-tested: it stays out
                 undetermined = lab[node1] != lab[node2]
                 u_a = np.where(undetermined, np.inf, u_a)
@@ -625,7 +798,7 @@ def _invert_batch(block: list[np.ndarray], *, design: np.ndarray, outer_t: scipy
     rank = k - (_count_distinct(labels) - 1)
     dof = used - rank
     if sigma is None:  # a-posteriori variance factor from the residuals
-        fitted = np.einsum("pk,ckn->cpn", design, np.nan_to_num(x))
+        fitted = solver.fitted(np.nan_to_num(x))
         ss = (np.where(inliers, y - fitted, 0.0) ** 2).sum(axis=1)  # (2, n)
         factor = np.where(dof > 0, ss / np.maximum(dof, 1), np.nan)
         var = var * factor[:, None, :]
