@@ -30,7 +30,7 @@ dates' network errors are relative to the first date (row 0 of ``H`` drops out).
 
 - :func:`deformation_kernel`: numpy, batched over pixels (one small batched
   solve per block), NaN dates skipped per pixel; :func:`network_covariance` the
-  network term (banded Cholesky of ``P`` per pixel, shared with the SBAS kernel).
+  network term (banded Cholesky of ``P`` per pixel, :mod:`cryocube.banded`).
 - :func:`fit_deformation`: ``xr.apply_ufunc(..., dask="parallelized")`` over the
   spatial chunks, ``time`` whole; lazy.
 """
@@ -47,7 +47,7 @@ import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import core_chunked
 from cryocube.sbas import LAG
-from cryocube.sbas_kernel import band_cholesky, band_inverse_diagonal, band_solve
+from cryocube.banded import band_cholesky, band_inverse, band_solve
 from cryocube.velocity_series import DAYS_PER_YEAR
 
 #: Model terms :func:`fit_deformation` knows (an offset is always fitted).
@@ -161,7 +161,7 @@ def network_covariance(g: np.ndarray, resid: np.ndarray, band: np.ndarray) -> tu
         x = band_solve(factor, zero, np.repeat(h_r.T[:, :, None], m, axis=2))  # P^-1 H^T, (K, p, m)
         network = np.einsum("jk,kln->njl", h_r, x)  # H P^-1 H^T
         trace_hpg = np.einsum("kjn,kj->n", x, g_r)  # tr(H P^-1 G)
-        trace_p_inv = band_inverse_diagonal(factor, zero).sum(axis=0)
+        trace_p_inv = band_inverse(factor, zero)[:, 0].sum(axis=0)
         white = np.maximum((resid[sl] ** 2).sum(axis=1) - (trace_p_inv - trace_hpg), 0.0) / (t - p)
         cov[sl] = white[:, None, None] * n0_inv + network
         usable[sl] = ~zero.any(axis=0) & np.isfinite(trace_p_inv)

@@ -14,8 +14,8 @@ weighted graph Laplacian of the pixel's network with node 0 removed. It is
 *banded*: its bandwidth ``h`` is the longest pair in date steps (3-4 for a
 small-baseline network), so one Cholesky factorisation costs ``K h**2`` instead of
 ``K**3 / 3`` operations. :func:`solve_normal` factorises the band of every pixel
-of a block at once (a Python loop over the ``K`` dates, each step vectorised over
-pixels and the band) -- no per-pixel Python loop.
+of a block at once with :mod:`cryocube.banded` (a Python loop over the ``K`` dates,
+each step vectorised over pixels and the band) -- no per-pixel Python loop.
 
 Disconnected networks. A pixel whose valid pairs leave some dates unconnected to
 the first date has a singular Laplacian: the number of zero pivots of the
@@ -60,14 +60,14 @@ import numpy as np
 import scipy.sparse
 import scipy.special
 
+from cryocube.banded import band_cholesky, band_solve
+
 #: Coherence bins of the weight lookup table (MintPy's 0.005 step).
 LUT_BINS = 200
 #: Coherence below this (and NaN coherence) counts as this value in the weights (MintPy's ``epsilon``).
 MIN_WEIGHT_COHERENCE = 0.05
 #: Looks are capped here in the phase PDF (MintPy: "negligible effect", avoids overflow).
 MAX_LOOKS = 80
-#: Pivot <= RTOL * diagonal means a zero pivot (an unconnected date).
-PIVOT_RTOL = 1e-10
 #: Relative eigenvalue cut-off of the minimum-norm solution.
 PINV_RCOND = 1e-10
 #: Pixels solved together: bounds the temporaries (about 10 arrays of P x BATCH_PIXELS float64, ~160 MB for
@@ -190,95 +190,6 @@ def _band_operators(node1: np.ndarray, node2: np.ndarray, n_nodes: int
     difference = scipy.sparse.csr_matrix((np.concatenate([np.ones(p.size), -np.ones(p.size)]),
                                           (np.concatenate([p, p]), np.concatenate([node2, node1]))), shape=(p.size, n_nodes))
     return band, incidence, difference, h
-
-
-def band_cholesky(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """In-place Cholesky factor of lower band matrices ``(K, h + 1, n)`` (``[a, i] = N[a + i, a]``).
-
-    Column-oriented (right-looking) so that every step uses basic slices only.
-    Returns ``(L, zero)``: the factor in the same layout, and ``(K, n)`` bool zero
-    pivots (pivot <= :data:`PIVOT_RTOL` x the diagonal), whose columns are set to
-    zero (a positive semi-definite matrix has a zero column below a zero pivot).
-    """
-    k, hp1, n = band.shape
-    h = hp1 - 1
-    diag0 = band[:, 0].copy()
-    zero = np.zeros((k, n), dtype=bool)
-    for a in range(k):
-        pivot = band[a, 0]
-        ok = pivot > PIVOT_RTOL * diag0[a]
-        zero[a] = ~ok
-        root = np.sqrt(np.where(ok, pivot, 1.0))
-        band[a, 0] = np.where(ok, root, 0.0)
-        m = min(h, k - 1 - a)
-        if m == 0:
-            continue
-        col = band[a, 1:m + 1]
-        col *= np.where(ok, 1.0 / root, 0.0)  # L[a + i, a], i = 1..m
-        for j in range(1, m + 1):  # N[a + i, a + j] -= L[a + i, a] L[a + j, a], i = j..m
-            band[a + j, 0:m - j + 1] -= col[j - 1:m] * col[j - 1]
-    return band, zero
-
-
-def _inverse_pivots(factor: np.ndarray, zero: np.ndarray, extra: int) -> np.ndarray:
-    """``1 / L[a, a]`` ``(K, 1 x extra, n)``, 0 at zero pivots."""
-    inv_diag = np.where(zero, 0.0, 1.0 / np.where(zero, 1.0, factor[:, 0]))
-    return inv_diag.reshape(inv_diag.shape[0], *([1] * extra), inv_diag.shape[1])
-
-
-def band_forward(factor: np.ndarray, zero: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve ``L z = rhs`` for band factors of :func:`band_cholesky` (``rhs`` ``(K, ..., n)``; zero pivots give 0)."""
-    k, hp1, _ = factor.shape
-    h, extra = hp1 - 1, rhs.ndim - 2
-    inv_diag = _inverse_pivots(factor, zero, extra)
-    lower = factor.reshape(k, hp1, *([1] * extra), factor.shape[2])
-    z = rhs.copy()
-    for a in range(k):  # column by column
-        z[a] *= inv_diag[a]
-        m = min(h, k - 1 - a)
-        z[a + 1:a + m + 1] -= lower[a, 1:m + 1] * z[a]
-    return z
-
-
-def band_solve(factor: np.ndarray, zero: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve ``L L^T x = rhs`` for band factors of :func:`band_cholesky` (``rhs`` ``(K, ..., n)``; zero pivots give 0)."""
-    k, hp1, _ = factor.shape
-    h, extra = hp1 - 1, rhs.ndim - 2
-    inv_diag = _inverse_pivots(factor, zero, extra)
-    lower = factor.reshape(k, hp1, *([1] * extra), factor.shape[2])
-    x = band_forward(factor, zero, rhs)
-    for a in range(k - 1, -1, -1):  # backward: L^T x = z
-        m = min(h, k - 1 - a)
-        if m:
-            x[a] -= (lower[a, 1:m + 1] * x[a + 1:a + m + 1]).sum(axis=0)
-        x[a] *= inv_diag[a]
-    return x
-
-
-def band_inverse_diagonal(factor: np.ndarray, zero: np.ndarray) -> np.ndarray:
-    """Diagonal ``(K, n)`` of ``(L L^T)^-1`` for band factors of :func:`band_cholesky`, without forming the inverse.
-
-    Takahashi's recursion (Takahashi, Fagan, Chin 1973): with ``L = U D^1/2``
-    (``U`` unit lower), the entries ``S`` of the inverse inside the band satisfy,
-    from the last column back, ``S[j, i] = -sum_k S[j, k] U[k, i]`` (``j > i``) and
-    ``S[i, i] = 1 / D[i] - sum_k U[k, i] S[k, i]``, ``k = i + 1 .. i + h``: ``K h^2``
-    operations per pixel instead of ``K^2 h`` for ``L^-1``. NaN where a pivot is zero.
-    """
-    k, hp1, n = factor.shape
-    h = hp1 - 1
-    pivot = np.where(zero, np.nan, factor[:, 0])
-    unit = factor[:, 1:] / pivot[:, None, :]  # U[a + d, a], d = 1..h
-    inv = np.zeros((k, hp1, n))  # S[a + d, a], d = 0..h
-    for i in range(k - 1, -1, -1):
-        m = min(h, k - 1 - i)
-        for d in range(1, m + 1):  # S[i + d, i] = -sum_e S[i + d, i + e] U[i + e, i]
-            total = np.zeros(n)
-            for e in range(1, m + 1):
-                lo, hi = min(d, e), max(d, e)
-                total += inv[i + lo, hi - lo] * unit[i, e - 1]
-            inv[i, d] = -total
-        inv[i, 0] = 1.0 / pivot[i] ** 2 - sum(unit[i, e - 1] * inv[i, e] for e in range(1, m + 1))
-    return inv[:, 0]
 
 
 def _min_norm_velocity(band: np.ndarray, rhs: np.ndarray, dt_years: np.ndarray) -> np.ndarray:

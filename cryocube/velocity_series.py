@@ -54,8 +54,8 @@ A pair covers a contiguous run of intervals, so ``N`` is a band matrix (half
 bandwidth: the longest pair's span in intervals, minus one; the regularized
 method's penalty is tridiagonal). Pixels whose network is one piece (``M = 0``)
 are solved by a banded Cholesky factorisation, banded substitution and the
-band of ``N⁻¹`` (:func:`band_cholesky`, :func:`band_solve`,
-:func:`band_inverse`: ``O(K b²)`` instead of ``O(K³)``, vectorised over pixels);
+band of ``N⁻¹`` (:mod:`cryocube.banded`: ``O(K b²)`` instead of ``O(K³)``,
+vectorised over pixels);
 the band of ``N⁻¹`` holds every variance and every pair's leverage. Pixels whose
 network is split, and any whose band factor fails, take the ``np.linalg.inv``
 route above.
@@ -76,6 +76,7 @@ import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
+from cryocube.banded import band_cholesky, band_inverse, band_solve, to_band, to_dense
 from cryocube.chunking import core_chunked
 
 #: Days per (Julian) year.
@@ -402,103 +403,6 @@ def band_width(design: np.ndarray) -> int:
     return int((last - first).max(initial=0))
 
 
-def band_cholesky(a: np.ndarray, band: int) -> np.ndarray:
-    """Cholesky factors ``L`` (``A = L Lᵀ``) of symmetric band matrices, in place, batched over the last axis.
-
-    A Python loop over the ``K`` columns, each step vectorised over the matrices
-    (the pixel axis is last and contiguous) and touching only the ``band``-wide
-    window below the diagonal: ``O(K band²)`` per matrix instead of LAPACK's
-    ``O(K³)``, and a matrix's result does not depend on how many share the call.
-
-    Parameters
-    ----------
-    a
-        ``(K, K, n)`` float64: ``n`` symmetric matrices with ``a[i, j] = 0`` for
-        ``|i - j| > band``. On return its lower band holds ``L``; the entries above
-        the diagonal hold intermediate values (ignore them).
-    band
-        Half bandwidth (>= 0).
-
-    Returns
-    -------
-    ``(n,)`` bool: matrices that are not numerically positive definite (a pivot
-    not above ``1e-12`` times its original diagonal entry). Their factor is
-    meaningless (such a pivot is replaced by 1 to keep the others going).
-    """
-    k = a.shape[0]
-    original = a[np.arange(k), np.arange(k)]  # (K, n) copy of the diagonal
-    failed = np.zeros(a.shape[2:], dtype=bool)
-    for j in range(k):
-        e = min(j + band + 1, k)
-        bad = ~(a[j, j] > 1e-12 * original[j])
-        failed |= bad
-        a[j, j] = np.sqrt(np.where(bad, 1.0, a[j, j]))
-        column = a[j + 1:e, j]
-        column /= a[j, j]
-        a[j + 1:e, j + 1:e] -= column[:, None] * column[None, :]
-    return failed
-
-
-def band_solve(factor: np.ndarray, rhs: np.ndarray, band: int) -> np.ndarray:
-    """Solve ``L Lᵀ x = rhs`` with the factors of :func:`band_cholesky` (forward and back substitution).
-
-    Parameters
-    ----------
-    factor
-        ``(K, K, n)``: ``L`` in the lower band.
-    rhs
-        ``(K, m, n)``: ``m`` right-hand sides per matrix.
-    band
-        Half bandwidth.
-
-    Returns
-    -------
-    ``(K, m, n)`` solutions.
-    """
-    k = factor.shape[0]
-    x = rhs.copy()
-    for j in range(k):
-        s = max(0, j - band)
-        x[j] = (x[j] - np.einsum("in,imn->mn", factor[j, s:j], x[s:j])) / factor[j, j]
-    for j in range(k - 1, -1, -1):
-        e = min(j + band + 1, k)
-        x[j] = (x[j] - np.einsum("in,imn->mn", factor[j + 1:e, j], x[j + 1:e])) / factor[j, j]
-    return x
-
-
-def band_inverse(factor: np.ndarray, band: int) -> np.ndarray:
-    """The band ``|i - j| <= band`` of ``(L Lᵀ)⁻¹`` from the factors of :func:`band_cholesky`.
-
-    Selected inversion (Takahashi's recurrences): ``Z = (L Lᵀ)⁻¹`` satisfies
-    ``Z L = L⁻ᵀ`` (upper triangular, diagonal ``1 / L[j, j]``), so from the last
-    column backwards ``Z[i, j] = (δ_ij / L[j, j] - Σ_{m=j+1}^{j+band} Z[i, m] L[m, j]) / L[j, j]``
-    for ``j <= i <= j + band``, which only reads entries of ``Z`` inside the band.
-    ``O(K band²)`` per matrix; enough for the variances (diagonal) and for the
-    leverages of pairs that span at most ``band + 1`` intervals.
-
-    Parameters
-    ----------
-    factor
-        ``(K, K, n)``: ``L`` in the lower band.
-    band
-        Half bandwidth.
-
-    Returns
-    -------
-    ``(K, K, n)``: the inverse inside the band (both triangles), zero outside.
-    """
-    k = factor.shape[0]
-    z = np.zeros(factor.shape)  # calloc: the pages outside the band are never touched
-    for j in range(k - 1, -1, -1):
-        e = min(j + band + 1, k)
-        column = factor[j + 1:e, j]  # (m, n)
-        below = -np.einsum("imn,mn->in", z[j + 1:e, j + 1:e], column) / factor[j, j]
-        z[j + 1:e, j] = below
-        z[j, j + 1:e] = below
-        z[j, j] = (1.0 / factor[j, j] - np.einsum("mn,mn->n", below, column)) / factor[j, j]
-    return z
-
-
 def _masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Median over axis 0 of the masked-in values (``(P, n)``); NaN where nothing is masked in."""
     # sorted pixel-major: a contiguous row per pixel sorts several times faster than a strided column
@@ -599,8 +503,8 @@ class _Solver:
     """Normal equations of one batch of pixels (pair-major arrays ``(P, n)``), solved for chosen pixels.
 
     Normal matrices are built pixel-last, ``(K, K, na)``, from the sparse outer
-    products of the design rows (``outer_t @ w``, no transpose) and factored by
-    :func:`band_cholesky`; the few pixels whose network is split (connected
+    products of the design rows (``outer_t @ w``, no transpose) and factored in
+    band storage (:mod:`cryocube.banded`); the few pixels whose network is split (connected
     components: the null-space term ``M`` is not banded) or whose band factor
     fails fall back to LAPACK's ``np.linalg.inv`` of ``N + M`` (regularized: of
     ``N + R``, plus ``1 1ᵀ`` for a pixel without any pair).
@@ -665,10 +569,10 @@ class _Solver:
             components = (0, 1) if self.same_weights else (c,)
             # sparse products, not BLAS gemm: a pixel's sums must not depend on how many pixels share the call
             rhs = np.stack([self.design_t @ (w * self.y[cc][:, idx]) for cc in components], axis=1)  # (K, nc, na)
-            factor = self._normal(w, c, idx)
-            dense = np.flatnonzero(band_cholesky(factor, self.band) | split)
-            sol = band_solve(factor, rhs, self.band)
-            inv = band_inverse(factor, self.band) if full else None
+            factor, zero = band_cholesky(to_band(self._normal(w, c, idx), self.band))
+            dense = np.flatnonzero(zero.any(axis=0) | split)
+            sol = band_solve(factor, zero, rhs)
+            inv = to_dense(band_inverse(factor, zero)) if full else None
             if dense.size:
                 normal = self._normal(w[:, dense], c, idx[dense]).transpose(2, 0, 1)
                 if self.penalty is None:

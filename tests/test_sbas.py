@@ -12,8 +12,7 @@ import xarray as xr
 
 from cryocube.insar_scenes import permafrost_stack, sbas_network
 from cryocube.sbas import closure_phase, invert_sbas, phase_to_displacement, rereference
-from cryocube.sbas_kernel import (band_cholesky, band_inverse_diagonal, coherence_weights, phase_pdf, phase_variance_lut,
-                                  sbas_kernel)
+from cryocube.sbas_kernel import coherence_weights, phase_pdf, phase_variance_lut, sbas_kernel
 from cryocube.store import write_product
 from cryocube.testing import raise_if_dask_computes
 
@@ -107,23 +106,6 @@ def test_kernel_matches_lstsq(method_gaps):
             np.testing.assert_allclose(prec[px, 1:15 - lag, lag], np.diagonal(normal, -lag) / s2, rtol=1e-4)
     if method_gaps:
         assert np.isnan(prec[:160]).all()  # disconnected or empty: not estimable
-
-
-def test_band_inverse_diagonal_matches_the_dense_inverse():
-    rng = np.random.default_rng(1)
-    k, h, n = 20, 3, 6
-    dense, band = np.zeros((n, k, k)), np.zeros((k, h + 1, n))
-    for i in range(n):  # random SPD band matrices
-        m = np.diag(rng.uniform(10, 20, k))
-        for lag in range(1, h + 1):
-            off = rng.uniform(-2, 2, k - lag)
-            m += np.diag(off, -lag) + np.diag(off, lag)
-        dense[i] = m
-        for lag in range(h + 1):
-            band[: k - lag, lag, i] = np.diagonal(m, -lag)
-    factor, zero = band_cholesky(band)
-    expect = np.diagonal(np.linalg.inv(dense), axis1=1, axis2=2).T
-    np.testing.assert_allclose(band_inverse_diagonal(factor, zero), expect, rtol=1e-10)
 
 
 # ------------------------------------------------------------------ synthetic truth

@@ -9,9 +9,6 @@ import xarray as xr
 from cryocube.testing import raise_if_dask_computes
 from cryocube.velocity_series import (
     PairNetwork,
-    band_cholesky,
-    band_inverse,
-    band_solve,
     band_width,
     component_labels,
     invert_pairs_kernel,
@@ -190,35 +187,6 @@ def test_regularized_pixel_without_pairs_is_nan() -> None:
     out = invert_velocity(_pairs_dataset(d1, d2, y, y), method="regularized", smoothing=10.0).compute()
     assert np.isnan(out.vx.values[:, 0, 0]).all() and out.n_pairs.values[0, 0] == 0
     np.testing.assert_allclose(out.vx.values[:, 0, 1], 100.0, rtol=1e-6)
-
-
-@pytest.mark.parametrize(("k", "band"), [(1, 0), (7, 0), (12, 3), (9, 8)])
-def test_band_factor_solve_and_inverse_match_lapack(k: int, band: int) -> None:
-    rng = np.random.default_rng(k + band)
-    n = 6
-    root = rng.normal(size=(n, k, k + 2))
-    i, j = np.indices((k, k))
-    inside = np.abs(i - j) <= band
-    matrices = np.where(inside, root @ root.transpose(0, 2, 1), 0.0) + np.eye(k) * 3.0 * (band + 1) * (k + 2)
-    factor = matrices.transpose(1, 2, 0).copy()  # pixel axis last
-    assert not band_cholesky(factor, band).any()
-    np.testing.assert_allclose(np.tril(factor.transpose(2, 0, 1)), np.linalg.cholesky(matrices), rtol=1e-12, atol=1e-12)
-    rhs = rng.normal(size=(k, 2, n))
-    np.testing.assert_allclose(band_solve(factor, rhs, band), np.linalg.solve(matrices, rhs.transpose(2, 0, 1))
-                               .transpose(1, 2, 0), rtol=1e-10, atol=1e-12)
-    inverse = np.linalg.inv(matrices).transpose(1, 2, 0)
-    np.testing.assert_allclose(band_inverse(factor, band), np.where(inside[:, :, None], inverse, 0.0), rtol=1e-10,
-                               atol=1e-13)
-
-
-def test_band_cholesky_flags_singular_and_indefinite_matrices() -> None:
-    good = np.diag([2.0, 3.0, 4.0])
-    singular = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    indefinite = np.diag([1.0, -1.0, 1.0])
-    uncovered = np.diag([1.0, 0.0, 1.0])  # an interval no pair covers
-    batch = np.stack([good, singular, indefinite, uncovered], axis=-1)
-    np.testing.assert_array_equal(band_cholesky(batch, 1), [False, True, True, True])
-    np.testing.assert_allclose(batch[:, :, 0][np.diag_indices(3)], np.sqrt([2.0, 3.0, 4.0]))
 
 
 def test_band_width_is_the_longest_span() -> None:
