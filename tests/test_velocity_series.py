@@ -103,13 +103,19 @@ def test_graph_criterion_matches_pseudo_inverse() -> None:
 
 
 # --------------------------------------------------------------------------- (b) gross errors
+def _seasonal_network(rng: np.random.Generator, n_dates: int, max_span: int, shape: tuple[int, int]):
+    """A random pair network, its design matrix and interval velocities (m/yr) varying in time and space."""
+    d1, d2 = _network(n_dates, max_span, rng)
+    _, design, _, _ = pair_design(d1, d2)
+    k = design.shape[1]
+    truth = 500 + 200 * np.sin(np.arange(k)[:, None, None] / 3.0) + rng.normal(0, 30, (k, *shape))
+    return d1, d2, design, truth
+
+
 def test_gross_errors_removed_within_three_sigma() -> None:
     rng = np.random.default_rng(42)
-    d1, d2 = _network(16, 4, rng)
-    nodes, design, _, _ = pair_design(d1, d2)
-    n_pairs, k = design.shape
-    ny, nx = 12, 15
-    truth = 500 + 200 * np.sin(np.arange(k)[:, None, None] / 3.0) + rng.normal(0, 30, (k, ny, nx))
+    d1, d2, design, truth = _seasonal_network(rng, 16, 4, (12, 15))
+    n_pairs, ny, nx = design.shape[0], *truth.shape[1:]
     truth_y = -0.3 * truth
     sigma_x = rng.uniform(5, 20, (n_pairs, ny, nx))
     sigma_y = sigma_x * rng.uniform(0.8, 1.2, (n_pairs, ny, nx))
@@ -142,11 +148,8 @@ def test_pairs_of_different_errors_keep_their_good_neighbours() -> None:
     ~0.5 (the benchmark's over-rejection).
     """
     rng = np.random.default_rng(11)
-    d1, d2 = _network(30, 5, rng)
-    _, design, _, _ = pair_design(d1, d2)
-    n_pairs, k = design.shape
-    ny, nx = 20, 20
-    truth = 500 + 200 * np.sin(np.arange(k)[:, None, None] / 3.0) + rng.normal(0, 30, (k, ny, nx))
+    d1, d2, design, truth = _seasonal_network(rng, 30, 5, (20, 20))
+    n_pairs, ny, nx = design.shape[0], *truth.shape[1:]
     sigma = rng.uniform(5, 30, (n_pairs, ny, nx))
     vx = np.einsum("pk,kyx->pyx", design, truth) + rng.normal(0, 1, sigma.shape) * sigma
     vy = np.einsum("pk,kyx->pyx", design, -0.3 * truth) + rng.normal(0, 1, sigma.shape) * 1.2 * sigma
