@@ -569,12 +569,13 @@ class _Solver:
             components = (0, 1) if self.same_weights else (c,)
             # sparse products, not BLAS gemm: a pixel's sums must not depend on how many pixels share the call
             rhs = np.stack([self.design_t @ (w * self.y[cc][:, idx]) for cc in components], axis=1)  # (K, nc, na)
-            factor, zero = band_cholesky(to_band(self._normal(w, c, idx), self.band))
+            normal = self._normal(w, c, idx)
+            factor, zero = band_cholesky(to_band(normal, self.band))
             dense = np.flatnonzero(zero.any(axis=0) | split)
             sol = band_solve(factor, zero, rhs)
             inv = to_dense(band_inverse(factor, zero)) if full else None
             if dense.size:
-                normal = self._normal(w[:, dense], c, idx[dense]).transpose(2, 0, 1)
+                normal = normal[:, :, dense].transpose(2, 0, 1)
                 if self.penalty is None:
                     normal = normal + _null_space_term(labels[:, dense].T)
                 else:  # + 1 1ᵀ, orthogonal to the range of R: reported as NaN anyway (no pair)
