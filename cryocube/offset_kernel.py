@@ -7,9 +7,13 @@ integer offset ``(u, v)`` with ``|u|, |v| <= search`` around the prior ``(p_r, p
 
     NCC(u, v) = sum (R - mean R)(S_uv - mean S_uv) / (N std(R) std(S_uv))
 
-(OpenCV ``matchTemplate(TM_CCOEFF_NORMED)``, one call per chip, writing into
-a preallocated stack of correlation surfaces). Everything after the matching
-is vectorised over all chips of a block:
+(OpenCV's ``TM_CCOEFF_NORMED``). On a regular grid, the chips fully valid in
+both images are matched together by :func:`cryocube.ncc_kernels.grid_surfaces`,
+which computes the products of overlapping chips once (cells of
+``gcd(chip, step)`` px): 20-25 us per point against OpenCV's 60-70 us for 32-px
+chips, +-12 px, step 8, same surfaces within 6e-8. The other chips (partly
+valid, scattered points, coherent matching) get one OpenCV ``matchTemplate``
+call each. Everything after the matching is vectorised over all chips of a block:
 
 * integer peak ``(k_r, k_c)``; sub-pixel peak by a 2-D quadratic least-squares fit
   to ``ln NCC`` over the 3 x 3 neighbourhood (a 2-D Gaussian peak with a cross term,
@@ -75,7 +79,8 @@ from enum import IntEnum
 
 import cv2
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+
+from cryocube.ncc_kernels import MIN_CELL_PX, cell_px, grid_surfaces, masked_ncc_around
 
 #: Axes of the chip-centroid tensor ``K[a, k, l]`` (see :func:`centroid_tensor`): ``r`` rows, ``c`` columns.
 CENTROID_OUTPUTS = tuple(f"centroid_{a}{k}{l}" for a in "rc" for k in "rc" for l in "rc")
@@ -120,32 +125,6 @@ def _box_sums(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) 
     return integral[rows + size, cols + size] - integral[rows, cols + size] - integral[rows + size, cols] + integral[rows, cols]
 
 
-def masked_ncc_around(template: np.ndarray, template_valid: np.ndarray, image: np.ndarray, image_valid: np.ndarray,
-                      row: int, col: int, *, min_overlap: float) -> np.ndarray:
-    """Exact NCC over the pixels valid in both, at the 3 x 3 offsets around ``(row, col)`` of ``image``.
-
-    ``(row, col)`` is the top-left corner of the chip in ``image`` at the centre
-    offset; the ``chip + 2`` square around it must lie inside ``image``. Offsets with
-    fewer than ``min_overlap`` common valid pixels get ``-inf``. Invalid pixels may
-    hold anything. Returns a ``(3, 3)`` float64 array.
-    """
-    chip = template.shape[0]
-    valid = image_valid[row - 1 : row + chip + 1, col - 1 : col + chip + 1]
-    region = np.where(valid, image[row - 1 : row + chip + 1, col - 1 : col + chip + 1], 0.0).astype(np.float64)
-    region -= region[valid].mean() if valid.any() else 0.0  # precision: sums of centred values
-    both = (as_strided(valid, (3, 3, chip, chip), valid.strides * 2) & template_valid).reshape(9, -1)
-    w = np.where(both, as_strided(region, (3, 3, chip, chip), region.strides * 2).reshape(9, -1), 0.0)
-    t = np.where(both, template.reshape(1, -1), 0.0)
-    n = both.sum(axis=1)
-    sum_t, sum_w = t.sum(axis=1), w.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var_t = (t * t).sum(axis=1) - sum_t**2 / n
-        var_w = (w * w).sum(axis=1) - sum_w**2 / n
-        ncc = ((t * w).sum(axis=1) - sum_t * sum_w / n) / np.sqrt(var_t * var_w)
-    ok = (n >= max(min_overlap, 2)) & (var_t > 0) & (var_w > 0) & np.isfinite(ncc)
-    return np.where(ok, np.clip(ncc, -1.0, 1.0), -np.inf).reshape(3, 3)
-
-
 def _refine_masked(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray, top: np.ndarray,
                    left: np.ndarray, w_top: np.ndarray, w_left: np.ndarray, kr: np.ndarray, kc: np.ndarray,
                    points: np.ndarray, chip: int, size: int, min_overlap: float) -> np.ndarray:
@@ -163,7 +142,7 @@ def _refine_masked(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_
         t = ref[top[i] : top[i] + chip, left[i] : left[i] + chip].astype(np.float64)
         t = t - t[t_valid].mean()
         for _ in range(3):
-            local = masked_ncc_around(t, t_valid, sec, sec_valid, w_top[i] + kr[i], w_left[i] + kc[i], min_overlap=min_overlap)
+            local = masked_ncc_around(t, t_valid, sec, sec_valid, int(w_top[i] + kr[i]), int(w_left[i] + kc[i]), min_overlap)
             best_r, best_c = np.unravel_index(np.argmax(local), (3, 3))
             step_r, step_c = best_r - 1, best_c - 1
             if (step_r, step_c) == (0, 0) or not np.isfinite(local.max()):
@@ -201,6 +180,7 @@ def match_block(
     chip_px: int,
     max_search_px: int,
     min_valid_fraction: float,
+    grid_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Match the chips centred on ``(rows, cols)`` of ``reference`` in ``secondary``.
 
@@ -222,6 +202,12 @@ def match_block(
         Search radius (px) of the correlation surfaces.
     min_valid_fraction
         Chips with a smaller fraction of valid pixels are not matched.
+    grid_shape
+        ``(n_rows, n_cols)`` when the points are a regular grid (``rows``, ``cols``
+        the ravelled ``meshgrid(..., indexing="ij")`` of evenly spaced rows and
+        columns): chips fully valid in both images are then matched by
+        :func:`cryocube.ncc_kernels.grid_surfaces`, which shares the products of
+        overlapping chips (same surfaces as OpenCV's, several times faster).
 
     Returns
     -------
@@ -269,10 +255,19 @@ def match_block(
         kr, kc, peak = _integer_peaks(surfaces)
         return _quality(surfaces, kr, kc, peak, _neighbourhoods(surfaces, kr, kc), matchable, textureless, ref_fraction,
                         sec_valid, w_top, w_left, prior_rows, prior_cols, search_px, chip, n_valid, min_valid_fraction, out)
+    per_chip = matchable.copy()
+    cell = cell_px(chip, _grid_step(rows, cols, grid_shape)) if grid_shape is not None else 0
+    if cell >= MIN_CELL_PX:  # chips valid in both images: shared cell products
+        shared = (matchable & window_full & (ref_fraction >= 1.0)).reshape(grid_shape)
+        as_grid = (a.reshape(grid_shape).astype(np.int64) for a in (top, left, prior_rows, prior_cols))
+        tops, lefts, grid_prior_r, grid_prior_c = as_grid
+        grid_surfaces(ref_filled, sec_filled, tops[:, 0], lefts[0], grid_prior_r, grid_prior_c, shared, chip, cell, s,
+                      surfaces)
+        per_chip &= ~shared.ravel()
     # the hot loop: plain Python ints and bools index faster than numpy scalars
     match, ccoeff, window = cv2.matchTemplate, cv2.TM_CCOEFF_NORMED, chip + 2 * s
     for i, t0, l0, wt, wl, full_window, full_chip in zip(
-        np.flatnonzero(matchable).tolist(), *(a[matchable].tolist() for a in (top, left, w_top, w_left, window_full, ref_fraction >= 1.0))
+        np.flatnonzero(per_chip).tolist(), *(a[per_chip].tolist() for a in (top, left, w_top, w_left, window_full, ref_fraction >= 1.0))
     ):
         t = ref_filled[t0 : t0 + chip, l0 : l0 + chip]
         w = sec_filled[wt : wt + window, wl : wl + window]
@@ -296,6 +291,14 @@ def match_block(
         hood[points] = local
     return _quality(surfaces, kr, kc, peak, hood, matchable, textureless, ref_fraction, sec_valid, w_top, w_left,
                     prior_rows, prior_cols, search_px, chip, n_valid, min_valid_fraction, out)
+
+
+def _grid_step(rows: np.ndarray, cols: np.ndarray, grid_shape: tuple[int, int]) -> int:
+    """Spacing (px) of a regular grid of points (1 for a single point: any cell then divides it)."""
+    n_r, n_c = grid_shape
+    if n_r > 1:
+        return int(rows[n_c] - rows[0])
+    return int(cols[1] - cols[0]) if n_c > 1 else 1
 
 
 def centroid_tensor(image: np.ndarray, valid: np.ndarray, top: np.ndarray, left: np.ndarray, chip: int) -> np.ndarray:

@@ -171,7 +171,7 @@ def _match_blocks(ref: np.ndarray, sec: np.ndarray, prior_r: np.ndarray, prior_c
     cols = depth + (first_c - c0) + step * np.arange(n_c)
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
     out = match_block(ref, sec, rr.ravel(), cc.ravel(), prior_r.ravel(), prior_c.ravel(), search.ravel(),
-                      chip_px=chip_px, max_search_px=max_search, min_valid_fraction=min_valid_fraction)
+                      chip_px=chip_px, max_search_px=max_search, min_valid_fraction=min_valid_fraction, grid_shape=(n_r, n_c))
     return out.reshape(n_r, n_c, N_OUTPUTS)
 
 
