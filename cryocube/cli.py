@@ -242,17 +242,18 @@ def _cmd_melt(args: argparse.Namespace) -> int:
 
     cube = open_cube(args.cube, chunks="temporal")
     variables = [v for v in (args.co_pol, args.cross_pol) if v in cube.data_vars] if args.method == "nagler" else [args.variable]
+    slope = None  # the linear normalization runs inside the melt tasks (one pass, no normalized copy)
     if args.normalize == "fit":
-        model = fit_incidence_slope(cube, predictors=tuple(args.predictors), variables=variables)
-        print(model.summary())
-        cube = normalize_incidence(cube, model_or_slope=model, reference_angle_deg=args.reference_angle, variables=variables)
+        slope = fit_incidence_slope(cube, predictors=tuple(args.predictors), variables=variables)
+        print(slope.summary())
     elif args.normalize == "slope":
-        cube = normalize_incidence(cube, model_or_slope=args.slope, reference_angle_deg=args.reference_angle, variables=variables)
+        slope = args.slope
     elif args.normalize == "cosn":
         cube = normalize_incidence(cube, method="cosn", reference_angle_deg=args.reference_angle, variables=variables)
     melt = detect_melt(cube, method=args.method, threshold_db=args.threshold, variable=args.variable, co_pol=args.co_pol,
                        cross_pol=args.cross_pol, reference=tuple(args.reference) if args.reference else None,
-                       reference_months=args.reference_months, window_px=args.window)
+                       reference_months=args.reference_months, window_px=args.window, model_or_slope=slope,
+                       reference_angle_deg=args.reference_angle)
     season = melt_season(melt, year_start=args.year_start, min_scenes=args.min_scenes)
     start = time.perf_counter()
     write_product(season.merge(melt[["melt"]], compat="override"), args.out, mode=args.mode, progress=True)

@@ -349,7 +349,7 @@ class IncidenceSlopeModel:
         ``dem`` on the cube's grid. Nothing is computed for a dask-backed cube.
         """
         self._coefficients(variable)
-        template = _template(cube, variable)
+        template = grid_template(cube, variable)
         values: dict[str, Any] = {}
         if {"lon", "lat"} & set(self.predictors):
             values["lon"], values["lat"] = _lonlat_grid(cube, template)
@@ -392,7 +392,7 @@ class IncidenceSlopeModel:
 
 
 # =========================================================================== xarray helpers
-def _template(cube: xr.Dataset | xr.DataArray, variable: str | None = None) -> xr.DataArray:
+def grid_template(cube: xr.Dataset | xr.DataArray, variable: str | None = None) -> xr.DataArray:
     """A ``(y, x)`` float64 zeros DataArray on the cube's grid, chunked like ``cube[variable]`` (or the cube)."""
     if cv.Y not in cube.dims or cv.X not in cube.dims:
         raise ValueError(f"the cube needs dims ({cv.Y}, {cv.X}), got {tuple(cube.dims)}")
@@ -659,7 +659,7 @@ def fit_incidence_slope(
     n_pairs, ny, nx = len(pairs), cube.sizes[cv.Y], cube.sizes[cv.X]
     stride = _sample_stride(n_pairs, ny, nx, max_samples)
     strided = (slice(None), slice(None, None, stride), slice(None, None, stride))
-    template = _template(cube, variables[0] if variables else None)
+    template = grid_template(cube, variables[0] if variables else None)
     sub = template[::stride, ::stride]
 
     lazy: dict[str, Any] = {}
@@ -728,7 +728,7 @@ def fit_incidence_slope(
                     "paper": "Chen, Li et al. 2022, Remote Sensing 14(21):5534"})
 
 
-def _resolve_slope(source: Any, variable: str, cube: xr.Dataset, dem: xr.DataArray | None,
+def resolve_slope(source: Any, variable: str, cube: xr.Dataset, dem: xr.DataArray | None,
                    template: xr.DataArray) -> tuple[Any, str, dict[str, str]]:
     """The slope (scalar or lazy DataArray, dB/degree) for ``variable``, a description and extra attrs."""
     if isinstance(source, Mapping):
@@ -823,7 +823,7 @@ def normalize_incidence(
         attrs = {**sigma.attrs, "units": "dB", "incidence_normalization": method,
                  "reference_angle_deg": float(reference_angle_deg), "incidence_source": theta_source}
         if method == "linear":
-            slope, description, extra = _resolve_slope(model_or_slope, name, cube, dem, _template(cube, name))
+            slope, description, extra = resolve_slope(model_or_slope, name, cube, dem, grid_template(cube, name))
             result = xr.apply_ufunc(normalize_linear_block, sigma, theta, slope,
                                     kwargs={"reference_angle_deg": float(reference_angle_deg)},
                                     dask="parallelized", output_dtypes=[np.float32])

@@ -35,10 +35,13 @@ Layout: pure numpy kernels (``*_kernel``, :func:`nagler_weight`,
 :func:`multilook_power`) on arrays with time as the first axis. Detection runs as
 one fused task per ``(time, y, x)`` tile holding the whole time axis
 (:func:`cryocube.chunking.temporal_chunks`): a ``window_px // 2`` halo exchange
-(``dask.array.overlap``), then ``map_blocks`` of the multilook, the per-orbit
-reference and the ratio; the flags and the seasons are ``xr.apply_ufunc(...,
-dask="parallelized")``. Nothing computes at call time. Chunk layout matters:
-open stores with ``open_cube(store, chunks="temporal")``.
+(neighbour border strips, :func:`cryocube.chunking.halo_strips`), then
+``map_blocks`` of the (optional) incidence normalization, the multilook, the
+per-orbit reference and the ratio; the flags and the seasons are
+``xr.apply_ufunc(..., dask="parallelized")``. Nothing computes at call time. Chunk
+layout matters: open stores with ``open_cube(store, chunks="temporal")``, and let
+:func:`detect_melt` normalize (``model_or_slope=``) rather than normalizing the
+cube first.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from functools import partial
 from typing import Any, Final
 
 import dask.array as da
+from dask.graph_manipulation import clone
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -57,7 +61,7 @@ import xarray as xr
 import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import HALO_PARTS, HaloBlock, halo_strips, temporal_chunks
-from cryocube.incidence import incidence_angle_of
+from cryocube.incidence import REFERENCE_ANGLE_DEG, grid_template, incidence_angle_of, resolve_slope
 
 #: Values of the ``melt`` flag.
 MELT, DRY, UNKNOWN = 1, 0, -1
@@ -203,7 +207,8 @@ def melt_ratio_kernel(co: np.ndarray | HaloBlock, cross: np.ndarray | HaloBlock 
                       theta_deg: np.ndarray | None = None,
                       ref_co_power: np.ndarray | None = None, ref_cross_power: np.ndarray | None = None, *,
                       groups: np.ndarray, is_reference: np.ndarray, n_groups: int,
-                      window_px: int | None = None) -> np.ndarray:
+                      window_px: int | None = None,
+                      corrections_db: Sequence[Callable[[int, np.ndarray], np.ndarray]] | None = None) -> np.ndarray:
     """Melt ratio (dB): single-polarization ``R = 10 log10(P / P_ref)`` or, with ``cross``, Nagler's ``R_C``.
 
     Parameters
@@ -222,6 +227,11 @@ def melt_ratio_kernel(co: np.ndarray | HaloBlock, cross: np.ndarray | HaloBlock 
         Group index per scene, reference scenes, number of groups.
     window_px
         Multilook window (px) of halo-padded dB inputs; None for power inputs.
+    corrections_db
+        Per polarization (co, cross), ``correction(i, out)``: dB to subtract from
+        padded scene ``i`` before multilooking (the incidence normalization
+        ``s (theta - theta_ref)``), written into ``out`` (padded scene shape);
+        halo-padded inputs only.
 
     Returns
     -------
@@ -236,36 +246,42 @@ def melt_ratio_kernel(co: np.ndarray | HaloBlock, cross: np.ndarray | HaloBlock 
     row = np.full(groups.size, -1)
     row[picked] = np.arange(picked.size)
     shape = (co.shape if window_px is None else co.tile.shape)[1:]
-    if window_px is not None:  # the padded scene being multilooked (dB, then power)
+    if window_px is not None:  # the padded scene being multilooked (dB, then power), the correction's scratch
         buffer = np.empty((shape[0] + 2 * co.halo, shape[1] + 2 * co.halo), dtype=np.float32)
+        scratch = np.empty_like(buffer)
 
-    def scene(a: np.ndarray | HaloBlock, i: int) -> np.ndarray:
+    correct_co, correct_cross = corrections_db if corrections_db is not None else (None, None)
+
+    def scene(a: np.ndarray | HaloBlock, i: int, correct: Callable[[int, np.ndarray], np.ndarray] | None) -> np.ndarray:
         if window_px is None:
             return a[i]
         padded = a.scene(i, buffer)  # without a halo, the tile's own scene (never overwritten)
+        if correct is not None:
+            padded = np.subtract(padded, correct(i, scratch), out=buffer)
         return multilook_power(padded, window_px, overwrite=padded is buffer)
 
-    def reference(a: np.ndarray | HaloBlock, given: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def reference(a: np.ndarray | HaloBlock, given: np.ndarray | None,
+                  correct: Callable[[int, np.ndarray], np.ndarray] | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The reference power and, when computed here, the reference scenes it averaged (reused by the ratios)."""
         if given is not None:
             return given, None
         looks = np.empty((picked.size,) + shape, dtype=np.float32)
         for k, i in enumerate(picked):
-            looks[k] = scene(a, i)
+            looks[k] = scene(a, i, correct)
         return reference_power_kernel(looks, groups[picked], np.ones(picked.size, bool), n_groups), looks
 
     def ratio_db(a: np.ndarray | HaloBlock, ref: np.ndarray, looks: np.ndarray | None, i: int,
-                 out: np.ndarray | None = None) -> np.ndarray:
-        power = looks[row[i]] if looks is not None and row[i] >= 0 else scene(a, i)
+                 correct: Callable[[int, np.ndarray], np.ndarray] | None, out: np.ndarray | None = None) -> np.ndarray:
+        power = looks[row[i]] if looks is not None and row[i] >= 0 else scene(a, i, correct)
         return power_to_db(np.divide(power, ref[groups[i]], out=out, dtype=np.float32))
 
-    ref_co, looks_co = reference(co, ref_co_power)
-    ref_cross, looks_cross = reference(cross, ref_cross_power) if cross is not None else (None, None)
+    ref_co, looks_co = reference(co, ref_co_power, correct_co)
+    ref_cross, looks_cross = reference(cross, ref_cross_power, correct_cross) if cross is not None else (None, None)
     out = np.empty((groups.size,) + shape, dtype=np.float32)
     for i in range(groups.size):
-        ratio = ratio_db(co, ref_co, looks_co, i, out[i])
+        ratio = ratio_db(co, ref_co, looks_co, i, correct_co, out[i])
         if cross is not None:
-            cross_ratio = ratio_db(cross, ref_cross, looks_cross, i)
+            cross_ratio = ratio_db(cross, ref_cross, looks_cross, i, correct_cross)
             cross_ratio -= ratio
             cross_ratio *= nagler_weight(theta_deg[i])
             ratio += cross_ratio
@@ -282,18 +298,41 @@ def reference_block_kernel(block: HaloBlock, *, window_px: int, groups: np.ndarr
 
 
 def melt_block_kernel(co_db: HaloBlock, cross_db: HaloBlock | None = None, theta_deg: np.ndarray | None = None,
-                      ref_co_db: np.ndarray | None = None, ref_cross_db: np.ndarray | None = None, *, window_px: int,
-                      groups: np.ndarray, is_reference: np.ndarray, n_groups: int) -> np.ndarray:
+                      ref_co_db: np.ndarray | None = None, ref_cross_db: np.ndarray | None = None,
+                      theta_halo: HaloBlock | None = None, co_slope: HaloBlock | None = None,
+                      cross_slope: HaloBlock | None = None, *, window_px: int, groups: np.ndarray,
+                      is_reference: np.ndarray, n_groups: int, slope_db_per_deg: Sequence[float | None] = (None, None),
+                      reference_angle_deg: float | None = None) -> np.ndarray:
     """The whole melt ratio of a block: :func:`melt_ratio_kernel` on dB blocks with their halo, references in dB.
 
     ``co_db``/``cross_db`` hold ``(T, ny, nx)`` tiles and ``h = window_px // 2``-px
     neighbour strips; ``theta_deg`` ``(T, ny, nx)``; given references ``(G, ny, nx)``.
+    With ``theta_halo`` (incidence angle, degrees, with the same halo; it then also
+    gives the Nagler weight) the scenes are first normalized to
+    ``reference_angle_deg``: ``sigma - s (theta - theta_ref)`` (dB), with ``s`` per
+    polarization the ``co_slope``/``cross_slope`` map (dB/degree, ``(T or 1, ny, nx)``
+    with the halo) or else the scalar in ``slope_db_per_deg`` (co, cross), in float32
+    exactly as :func:`cryocube.incidence.normalize_linear_block`.
     """
     def power(db: np.ndarray | None) -> np.ndarray | None:
         return None if db is None else db_to_power(db)
 
+    def normalization(slope_map: HaloBlock | None, slope: float | None) -> Callable[[int, np.ndarray], np.ndarray]:
+        slope_buffer = np.empty((co_db.tile.shape[1] + 2 * co_db.halo, co_db.tile.shape[2] + 2 * co_db.halo), np.float32)
+
+        def correction(i: int, out: np.ndarray) -> np.ndarray:
+            np.subtract(theta_halo.scene(i, out), np.float32(reference_angle_deg), out=out)
+            s = np.float32(slope) if slope_map is None else slope_map.scene(min(i, slope_map.tile.shape[0] - 1), slope_buffer)
+            return np.multiply(out, s, out=out)
+        return correction
+
+    corrections = None
+    if theta_halo is not None:
+        theta_deg = theta_halo.tile
+        corrections = [normalization(m, v) for m, v in zip((co_slope, cross_slope), slope_db_per_deg)]
     return melt_ratio_kernel(co_db, cross_db, theta_deg, power(ref_co_db), power(ref_cross_db), groups=groups,
-                             is_reference=is_reference, n_groups=n_groups, window_px=window_px)
+                             is_reference=is_reference, n_groups=n_groups, window_px=window_px,
+                             corrections_db=corrections)
 
 
 def classify_kernel(ratio_db: np.ndarray, threshold_db: float) -> np.ndarray:
@@ -485,6 +524,16 @@ def _run_blocks(kernel: Callable[..., np.ndarray], padded: Sequence[xr.DataArray
     than a multilook task followed by a temporal task, and border strips instead
     of ``dask.array.overlap``'s concatenated blocks cut the rest of the halo cost
     (``benchmarks/melt.py``).
+
+    The border strips are cut from an independent recomputation of the inputs
+    (:func:`dask.graph_manipulation.clone`: each tile is read, and computed
+    upstream, twice) so that no tile waits in memory for its neighbours' tasks:
+    whichever order the consumer imposes (a per-pixel sum over time finishes tiles
+    in groups), strips cut from the tiles themselves kept whole neighbourhoods of
+    full-time tiles alive. 100 x 2048 x 2048 cube from Zarr (``benchmarks/melt.py``):
+    chunked (4, 512, 512), 512 x 512 tiles, peak 1.5 GB instead of 1.9-3.5 GB;
+    chunked (4, 256, 256), 256 x 256 tiles, 0.7-0.8 GB instead of 1.7-2.1 GB, but
+    16-18 s instead of 12-17 s there (the second read; shared, disk-bound machine).
     """
     padded = [v.transpose(cv.TIME, cv.Y, cv.X) for v in padded]
     plain = [v.transpose(..., cv.Y, cv.X) for v in plain]
@@ -492,10 +541,11 @@ def _run_blocks(kernel: Callable[..., np.ndarray], padded: Sequence[xr.DataArray
         blocks = [HaloBlock.isolated(np.asarray(v.values, dtype=np.float32), halo) for v in padded]
         return kernel(*blocks, *(np.asarray(v.values) for v in plain), **kwargs)
     tiles = temporal_chunks(padded[0])
+    data = [v.chunk(tiles).data.astype(np.float32) for v in padded]
+    copies = (clone(*data) if len(data) > 1 else [clone(data[0])]) if halo else data
     parts = []
-    for v in padded:
-        data = v.chunk(tiles).data.astype(np.float32)
-        parts += halo_strips(data, halo) if halo else [data]
+    for tile, copy in zip(data, copies):
+        parts += [tile, *halo_strips(copy, halo)[1:]] if halo else [tile]
     yx = padded[0].chunk(tiles).chunks[1:]
     others = [v.chunk({v.dims[0]: -1, cv.Y: yx[0], cv.X: yx[1]}).data for v in plain]
     return da.map_blocks(_halo_task, *parts, *others, kernel=kernel, n_padded=len(padded), halo=halo,
@@ -578,6 +628,9 @@ def detect_melt(
     reference_months: Sequence[int] = DEFAULT_REFERENCE_MONTHS,
     group_by: str = "relative_orbit",
     window_px: int = 3,
+    model_or_slope: Any = None,
+    reference_angle_deg: float = REFERENCE_ANGLE_DEG,
+    dem: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Per-scene wet-snow (melt) flags by comparison with a dry reference, lazily.
 
@@ -605,6 +658,14 @@ def detect_melt(
         Per-scene coordinate defining the viewing geometry.
     window_px
         Box average (px, odd) in linear power before comparing; 1 disables it.
+    model_or_slope, reference_angle_deg, dem
+        When ``model_or_slope`` is given, the backscatter is first normalized to
+        ``reference_angle_deg`` inside the melt tasks, exactly (bit for bit) as
+        ``detect_melt(normalize_incidence(cube, model_or_slope=..., reference_angle_deg=...,
+        dem=...))`` with the linear method (same accepted slopes: number, ``(y, x)``
+        map, :class:`~cryocube.incidence.IncidenceSlopeModel`, dict per variable), but
+        in one pass: no normalized copy of the cube is materialized by dask, nor
+        recomputed for the halo strips. The cube must not be normalized already.
 
     Returns
     -------
@@ -631,8 +692,22 @@ def detect_melt(
     _check_backscatter(cube, names)
     labels, groups = scene_groups(cube, group_by)
     is_reference = np.zeros(groups.size, dtype=bool)
-    plain: list[xr.DataArray] = [_incidence(cube).astype(np.float32)] if method == "nagler" else []
-    roles = ["co_db", "cross_db", "theta_deg"][: len(names) + len(plain)]
+    padded = [cube[name] for name in names]
+    padded_roles = ["co_db", "cross_db"][: len(names)]
+    plain: list[xr.DataArray] = []
+    roles: list[str] = []
+    fused: dict[str, Any] = {}
+    if model_or_slope is not None:
+        maps, fused, normalization = _fused_normalization(cube, names, model_or_slope, reference_angle_deg, dem)
+        padded.append(_incidence(cube).astype(np.float32))
+        padded_roles.append("theta_halo")
+        for role, slope_map in zip(("co_slope", "cross_slope"), maps):
+            if slope_map is not None:
+                padded.append(slope_map)
+                padded_roles.append(role)
+    elif method == "nagler":
+        plain.append(_incidence(cube).astype(np.float32))
+        roles.append("theta_deg")
     if isinstance(reference, xr.Dataset):
         given = _check_reference(reference, cube, names, labels, group_by)
         plain += [given[name] for name in names]
@@ -642,15 +717,17 @@ def detect_melt(
         is_reference = _reference_scenes(cube, reference, reference_months)
         period = _check_reference_scenes(labels, groups, is_reference, group_by, reference, reference_months)
         n_reference = int(is_reference.sum())
-    data = _run_blocks(_roles(melt_block_kernel, roles), [cube[name] for name in names], plain, window_px // 2,
+    data = _run_blocks(_roles(melt_block_kernel, padded_roles + roles), padded, plain, window_px // 2,
                        cube.sizes[cv.TIME], window_px=int(window_px), groups=groups, is_reference=is_reference,
-                       n_groups=labels.size)
+                       n_groups=labels.size, **fused)
     dims = (cv.TIME, cv.Y, cv.X)
     ratio = xr.DataArray(data, dims=dims)
     flags = xr.apply_ufunc(classify_kernel, ratio, kwargs={"threshold_db": threshold},
                            dask="parallelized", output_dtypes=[np.int8])
     params = {"method": method, "threshold_db": threshold, "variables": list(names), "group_by": group_by,
               "window_px": int(window_px), "reference": period}
+    if fused:
+        params["incidence_normalization"] = normalization
     out = xr.Dataset({
         "melt": flags.transpose(*dims).assign_attrs(_FLAG_ATTRS),
         "ratio_db": ratio.transpose(*dims).assign_attrs(
@@ -666,6 +743,32 @@ def detect_melt(
         "reference_period": params["reference"],
         "reference_scenes": n_reference,
     })
+
+
+def _fused_normalization(cube: xr.Dataset, names: Sequence[str], model_or_slope: Any, reference_angle_deg: float,
+                         dem: xr.DataArray | None) -> tuple[list[xr.DataArray | None], dict[str, Any], dict[str, Any]]:
+    """Slopes of the linear normalization done inside the melt tasks: per variable a ``(time or 1, y, x)`` float32
+    map or None, the kernel's scalar keywords and a description for the attrs."""
+    if not (np.isfinite(reference_angle_deg) and 0 <= reference_angle_deg < 90):
+        raise ValueError(f"reference_angle_deg must be in [0, 90) degrees, got {reference_angle_deg!r}")
+    maps: list[xr.DataArray | None] = []
+    scalars: list[float | None] = []
+    sources = {}
+    for name in names:
+        if "incidence_normalization" in cube[name].attrs:
+            raise ValueError(f"variable {name!r} is already normalized ({cube[name].attrs['incidence_normalization']}); "
+                             "pass model_or_slope only for backscatter that is not")
+        slope, sources[name], _ = resolve_slope(model_or_slope, name, cube, dem, grid_template(cube, name))
+        if isinstance(slope, xr.DataArray):
+            slope = slope.astype(np.float32)
+            maps.append(slope if cv.TIME in slope.dims else slope.expand_dims({cv.TIME: 1}))
+            scalars.append(None)
+        else:
+            maps.append(None)
+            scalars.append(float(slope))
+    scalars += [None] * (2 - len(scalars))
+    return (maps, {"slope_db_per_deg": tuple(scalars), "reference_angle_deg": float(reference_angle_deg)},
+            {"method": "linear", "reference_angle_deg": float(reference_angle_deg), "slope_source": sources})
 
 
 def _check_reference(reference: xr.Dataset, cube: xr.Dataset, names: Sequence[str], labels: np.ndarray,

@@ -41,7 +41,12 @@ def test_isolated_block_is_nan_padded():
 def test_temporal_chunks_align_with_stored_chunks():
     var = xr.DataArray(np.zeros((100, 2048, 2048), np.float32), dims=("time", "y", "x"))
     var.encoding["chunks"] = (4, 512, 512)
-    assert temporal_chunks(var) == {"time": -1, "y": 256, "x": 256}  # 100 x 256 x 256 x 4 B = 26 MB <= 64 MiB
+    # 100 x 512 x 512 x 4 B = 105 MB > 64 MiB, but splitting would decode every stored chunk twice or more
+    assert temporal_chunks(var) == {"time": -1, "y": 512, "x": 512}
+    var.encoding["chunks"] = (4, 1024, 1024)  # 419 MB > 4 x 64 MiB: split into 26 MB tiles
+    assert temporal_chunks(var) == {"time": -1, "y": 256, "x": 256}
+    var.encoding["chunks"] = (4, 16, 2048)  # a whole-width chunk is kept; rows grow to ~64 MiB beside it
+    assert temporal_chunks(var) == {"time": -1, "y": 80, "x": 2048}
     small = var.isel(time=slice(0, 4))
     small.encoding["chunks"] = (4, 512, 512)
     assert temporal_chunks(small) == {"time": -1, "y": 2048, "x": 2048}  # whole multiples of the stored tile

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -175,6 +177,31 @@ def test_inputs_are_left_untouched(scene):
         dry_reference(cube, variables=("hh", "hv"), window_px=window_px)
     for name, values in before.items():
         np.testing.assert_array_equal(cube[name].values, values)
+
+
+@pytest.mark.parametrize("method", ["nagler", "threshold"])
+def test_fused_normalization_is_bit_identical_to_normalizing_first(scene, method):
+    """detect_melt(model_or_slope=...) equals detect_melt(normalize_incidence(...)) bit for bit: scalar, per-variable,
+    slope-map slopes; numpy-backed, and chunked so that the halo strips cross tiles."""
+    cube, _ = scene
+    cube = cube.isel(time=slice(0, 60))
+    rng = np.random.default_rng(3)
+    slope_map = xr.full_like(cube.hh.isel(time=0, drop=True), 0.0, dtype=np.float64).copy(
+        data=rng.uniform(-0.25, -0.10, (cube.sizes["y"], cube.sizes["x"])))
+    for slope in (-0.12, {"hh": -0.12, "hv": -0.20}, slope_map, {"hh": slope_map, "hv": -0.15}):
+        for chunks in (None, {"time": -1, "y": 13, "x": 25}):
+            c = cube if chunks is None else cube.assign({k: v.chunk(chunks) for k, v in cube.data_vars.items()})
+            with raise_if_dask_computes():
+                fused = detect_melt(c, method=method, model_or_slope=slope, reference_angle_deg=33.0)
+                two_steps = detect_melt(cc.normalize_incidence(c, model_or_slope=slope, reference_angle_deg=33.0),
+                                        method=method)
+            np.testing.assert_array_equal(fused.ratio_db.values, two_steps.ratio_db.values)
+            np.testing.assert_array_equal(fused.melt.values, two_steps.melt.values)
+    assert json.loads(fused.attrs["cryocube_parameters"])["incidence_normalization"]["reference_angle_deg"] == 33.0
+    # the normalization matters: without it the ratios differ
+    assert not np.array_equal(detect_melt(cube, method=method).ratio_db.values, fused.ratio_db.values)
+    with pytest.raises(ValueError, match="already normalized"):
+        detect_melt(cc.normalize_incidence(cube, model_or_slope=-0.12), method=method, model_or_slope=-0.12)
 
 
 # --------------------------------------------------------------------------- dask
