@@ -105,13 +105,9 @@ def window_statistics(image: np.ndarray, chip: int, cell: int) -> tuple[np.ndarr
 
 
 @numba.njit(cache=True, nogil=True)
-def _group_surfaces(reference, secondary, mean, inv_std, tops, lefts, prior_r, prior_c, fast, i0, i1, j0, j1,
-                    chip, cell, search, surfaces) -> bool:
-    """Surfaces of the fast points of grid rows ``[i0, i1)`` and columns ``[j0, j1)``; False if the group is too spread."""
-    n_c = prior_r.shape[1]
-    size = 2 * search + 1
-    m = chip // cell
-    n = float(chip * chip)
+def _search_union(prior_r: np.ndarray, prior_c: np.ndarray, fast: np.ndarray, i0: int, i1: int, j0: int, j1: int,
+                  search: int) -> tuple[int, int, int, int]:
+    """Offsets ``(dr_lo, dr_hi, dc_lo, dc_hi)`` (px) searched by some fast point of the group; ``dr_lo > dr_hi`` if none."""
     big = 1 << 30
     dr_lo, dr_hi, dc_lo, dc_hi = big, -big, big, -big
     for i in range(i0, i1):
@@ -121,18 +117,14 @@ def _group_surfaces(reference, secondary, mean, inv_std, tops, lefts, prior_r, p
                 dr_hi = max(dr_hi, prior_r[i, j] + search)
                 dc_lo = min(dc_lo, prior_c[i, j] - search)
                 dc_hi = max(dc_hi, prior_c[i, j] + search)
-    if dr_lo == big:
-        return True
-    y0, x0 = tops[i0], lefts[j0]
-    n_cr = (tops[i1 - 1] + chip - y0) // cell
-    n_cc = (lefts[j1 - 1] + chip - x0) // cell
-    width = n_cc * cell
-    height, full_width = secondary.shape
-    too_spread = dr_hi - dr_lo + 1 > MAX_GROUP_SPREAD * size or dc_hi - dc_lo + 1 > MAX_GROUP_SPREAD * size
-    outside = y0 + dr_lo < 0 or x0 + dc_lo < 0 or y0 + n_cr * cell + dr_hi > height or x0 + width + dc_hi > full_width
-    if too_spread or outside:
-        return False
-    # reference chip sums and inverse standard deviations
+    return dr_lo, dr_hi, dc_lo, dc_hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _chip_statistics(reference: np.ndarray, tops: np.ndarray, lefts: np.ndarray, fast: np.ndarray, i0: int, i1: int,
+                     j0: int, j1: int, chip: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and inverse standard deviation (as in :func:`window_statistics`) of the fast points' reference chips."""
+    n = float(chip * chip)
     chip_sum = np.zeros((i1 - i0, j1 - j0))
     chip_inv_std = np.zeros((i1 - i0, j1 - j0))
     for i in range(i0, i1):
@@ -148,25 +140,67 @@ def _group_surfaces(reference, secondary, mean, inv_std, tops, lefts, prior_r, p
                 variance = total2 - total * total / n
                 chip_sum[i - i0, j - j0] = total
                 chip_inv_std[i - i0, j - j0] = 1.0 / math.sqrt(variance) if variance > 1e-9 * total2 else 0.0
+    return chip_sum, chip_inv_std
+
+
+@numba.njit(cache=True, nogil=True)
+def _cell_products(reference: np.ndarray, secondary: np.ndarray, y0: int, x0: int, cell: int, dr: int, dc_lo: int,
+                   cells: np.ndarray) -> None:
+    """``cells[cr, cc, t] = sum over cell (cr, cc) of r(u) s(u + (dr, dc_lo + t))``, cells starting at ``(y0, x0)``.
+
+    The innermost loop runs over the offsets ``t`` (contiguous secondary pixels,
+    vectorised); a cell's sum always runs in the same order.
+    """
+    n_cr, n_cc, n_dc = cells.shape
+    cell_sum = np.empty(n_dc)
+    for cr in range(n_cr):
+        ya = y0 + cr * cell
+        for cc in range(n_cc):
+            cell_sum[:] = 0.0
+            xa = x0 + cc * cell
+            for k in range(cell):
+                r_row = reference[ya + k, xa : xa + cell]
+                s_row = secondary[ya + k + dr, xa + dc_lo : xa + dc_lo + cell + n_dc]  # slices: no index wrap-around
+                for j in range(cell):
+                    r_value = np.float64(r_row[j])
+                    for t in range(n_dc):
+                        cell_sum[t] += r_value * s_row[j + t]
+            cells[cr, cc] = cell_sum
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_surfaces(reference: np.ndarray, secondary: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+                    tops: np.ndarray, lefts: np.ndarray, prior_r: np.ndarray, prior_c: np.ndarray, fast: np.ndarray,
+                    i0: int, i1: int, j0: int, j1: int, chip: int, cell: int, search: int,
+                    surfaces: np.ndarray) -> bool:
+    """Surfaces of the fast points of grid rows ``[i0, i1)`` and columns ``[j0, j1)`` (see :func:`grid_surfaces`).
+
+    Returns False, writing nothing, when the group's search windows spread over
+    more than :data:`MAX_GROUP_SPREAD` surfaces or the union would read outside the
+    images: the caller then matches its points one by one.
+    """
+    n_c = prior_r.shape[1]
+    size = 2 * search + 1
+    m = chip // cell
+    dr_lo, dr_hi, dc_lo, dc_hi = _search_union(prior_r, prior_c, fast, i0, i1, j0, j1, search)
+    if dr_lo > dr_hi:
+        return True
+    y0, x0 = tops[i0], lefts[j0]
+    n_cr = (tops[i1 - 1] + chip - y0) // cell
+    n_cc = (lefts[j1 - 1] + chip - x0) // cell
+    width = n_cc * cell
+    height, full_width = secondary.shape
+    too_spread = dr_hi - dr_lo + 1 > MAX_GROUP_SPREAD * size or dc_hi - dc_lo + 1 > MAX_GROUP_SPREAD * size
+    outside = y0 + dr_lo < 0 or x0 + dc_lo < 0 or y0 + n_cr * cell + dr_hi > height or x0 + width + dc_hi > full_width
+    if too_spread or outside:
+        return False
+    chip_sum, chip_inv_std = _chip_statistics(reference, tops, lefts, fast, i0, i1, j0, j1, chip)
     n_dc = dc_hi - dc_lo + 1
     cells = np.empty((n_cr, n_cc, n_dc))  # sum_cell r * s_d for the current dr, every dc
     chip_rows = np.empty((i1 - i0, n_cc, n_dc))  # the same summed over the m cells of each point row's chips
     products = np.empty(size)
-    cell_sum = np.empty(n_dc)
     for dr in range(dr_lo, dr_hi + 1):
-        for cr in range(n_cr):
-            ya = y0 + cr * cell
-            for cc in range(n_cc):
-                cell_sum[:] = 0.0
-                xa = x0 + cc * cell
-                for k in range(cell):
-                    r_row = reference[ya + k, xa : xa + cell]
-                    s_row = secondary[ya + k + dr, xa + dc_lo : xa + dc_lo + cell + n_dc]  # slices: no index wrap-around
-                    for j in range(cell):
-                        r_value = np.float64(r_row[j])
-                        for t in range(n_dc):
-                            cell_sum[t] += r_value * s_row[j + t]
-                cells[cr, cc] = cell_sum
+        _cell_products(reference, secondary, y0, x0, cell, dr, dc_lo, cells)
         for i in range(i0, i1):
             first = (tops[i] - y0) // cell
             rows_sum = chip_rows[i - i0]
