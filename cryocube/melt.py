@@ -158,8 +158,8 @@ def multilook_power(padded_db: np.ndarray, window_px: int, *, overwrite: bool = 
     if h == 0:
         return power
     valid = np.isfinite(power)
-    if valid.all():
-        return np.multiply(_window_sum(power, h), np.float32(1.0 / window_px**2))
+    if valid.all():  # divided by the count, as below: the same bits whichever block a pixel is computed in
+        return np.divide(_window_sum(power, h), np.float32(window_px**2))
     power[~valid] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.divide(_window_sum(power, h), _window_sum(valid.astype(np.float32), h))

@@ -62,6 +62,14 @@ def test_multilook_averages_power_and_keeps_nodata():
     np.testing.assert_allclose(full, 0.1, rtol=1e-5)
 
 
+def test_multilook_bits_do_not_depend_on_nodata_elsewhere():
+    """A pixel whose window is all valid gets the same bits with or without NaN elsewhere in the block (both paths)."""
+    image = np.random.default_rng(1).normal(-10.0, 2.0, (30, 30)).astype(np.float32)
+    with_nan = image.copy()
+    with_nan[0, 0] = np.nan
+    np.testing.assert_array_equal(multilook_power(with_nan, 3)[2:, 2:], multilook_power(image, 3)[2:, 2:])
+
+
 def test_classify_flags():
     flags = classify_kernel(np.array([-5.0, -3.0, 1.0, np.nan]), -3.0)
     assert flags.tolist() == [MELT, DRY, DRY, UNKNOWN]
@@ -215,6 +223,19 @@ def test_lazy_and_chunk_independent(scene):
             season = melt_season(flags)
         assert flags.melt.chunks is not None
         xr.testing.assert_identical(season.compute(), expected)
+
+
+def test_ratio_bits_do_not_depend_on_the_tiles(scene, monkeypatch):
+    """Tiles of 13 x 25 px (halo strips crossing tiles; some tiles hold nodata, most do not) give the in-memory
+    run's ratio bit for bit (the default tiles cover this small cube whole)."""
+    cube, _ = scene
+    cube = cube.isel(time=slice(0, 40)).copy(deep=True)
+    cube["hh"][:, 3:6, 10:14] = np.nan
+    expected = detect_melt(cube, method="nagler").ratio_db.values
+    tiles = {"time": -1, "y": 13, "x": 25}
+    monkeypatch.setattr("cryocube.melt.temporal_chunks", lambda *args, **kwargs: tiles)
+    chunked = cube.assign({k: v.chunk(tiles) for k, v in cube.data_vars.items()})
+    np.testing.assert_array_equal(detect_melt(chunked, method="nagler").ratio_db.values, expected)
 
 
 def test_products_round_trip_through_zarr(scene, tmp_path):
