@@ -318,7 +318,8 @@ def melt_block_kernel(co_db: HaloBlock, cross_db: HaloBlock | None = None, theta
         return None if db is None else db_to_power(db)
 
     def normalization(slope_map: HaloBlock | None, slope: float | None) -> Callable[[int, np.ndarray], np.ndarray]:
-        slope_buffer = np.empty((co_db.tile.shape[1] + 2 * co_db.halo, co_db.tile.shape[2] + 2 * co_db.halo), np.float32)
+        slope_buffer = None if slope_map is None else np.empty(
+            (co_db.tile.shape[1] + 2 * co_db.halo, co_db.tile.shape[2] + 2 * co_db.halo), np.float32)
 
         def correction(i: int, out: np.ndarray) -> np.ndarray:
             np.subtract(theta_halo.scene(i, out), np.float32(reference_angle_deg), out=out)
@@ -542,11 +543,11 @@ def _run_blocks(kernel: Callable[..., np.ndarray], padded: Sequence[xr.DataArray
         return kernel(*blocks, *(np.asarray(v.values) for v in plain), **kwargs)
     tiles = temporal_chunks(padded[0])
     data = [v.chunk(tiles).data.astype(np.float32) for v in padded]
-    copies = (clone(*data) if len(data) > 1 else [clone(data[0])]) if halo else data
-    parts = []
-    for tile, copy in zip(data, copies):
-        parts += [tile, *halo_strips(copy, halo)[1:]] if halo else [tile]
-    yx = padded[0].chunk(tiles).chunks[1:]
+    parts = data
+    if halo:  # strips from an independent read (clone): see above
+        copies = clone(*data) if len(data) > 1 else (clone(data[0]),)
+        parts = [part for tile, copy in zip(data, copies) for part in (tile, *halo_strips(copy, halo)[1:])]
+    yx = data[0].chunks[1:]
     others = [v.chunk({v.dims[0]: -1, cv.Y: yx[0], cv.X: yx[1]}).data for v in plain]
     return da.map_blocks(_halo_task, *parts, *others, kernel=kernel, n_padded=len(padded), halo=halo,
                          dtype=np.float32, chunks=((n_out,), *yx), meta=np.empty((0, 0, 0), np.float32), **kwargs)
