@@ -11,8 +11,10 @@
   :class:`ChunkSizeWarning` names the algorithm and the chunks to use instead
   (:func:`warn_if_oversized`).
 * Temporal kernels that also need a small spatial neighbourhood (the melt
-  multilook) get their neighbours' border strips (:func:`halo_strips`,
-  :class:`HaloBlock`) instead of concatenated padded blocks.
+  multilook) run over seam tiles (:func:`seam_map`, :class:`HaloBlock`): each
+  tile is computed alone but for its inner ring, and the rings of touching tiles
+  (the seams) from thin bands the tiles leave, so no tile waits in memory for its
+  neighbours and none is read twice.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 import numpy as np
 import xarray as xr
 
@@ -193,17 +197,13 @@ def per_scene(func: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     return run
 
 
-#: Neighbour strips of a halo block, in the order they are passed to a block task.
-HALO_PARTS = ("tile", "north", "south", "west", "east", "north_west", "north_east", "south_west", "south_east")
-
-
 @dataclass(frozen=True)
 class HaloBlock:
-    """A ``(T, ny, nx)`` tile and the ``halo``-px strips of its eight neighbours (NaN beyond the array).
+    """A ``(T, ny, nx)`` region and the ``halo``-px strips around it (NaN beyond the array).
 
-    Strips are passed instead of a concatenated padded block: a task then holds
-    small copies of its neighbours' borders rather than their whole tiles, and the
-    padded scene is assembled one time step at a time, in cache (:meth:`scene`).
+    Kernels assemble the padded region one time step at a time, in cache
+    (:meth:`scene`), from views of the array that holds it (:meth:`window`), so no
+    padded copy of a whole block is ever made.
     """
 
     tile: np.ndarray
@@ -218,15 +218,33 @@ class HaloBlock:
     halo: int
 
     @classmethod
+    def window(cls, a: np.ndarray, halo: int, rows: tuple[int, int], cols: tuple[int, int]) -> "HaloBlock":
+        """The region ``a[:, rows[0]:rows[1], cols[0]:cols[1]]`` with its halo taken from ``a`` (views, no copy).
+
+        A side whose halo would fall outside ``a`` must start at ``a``'s edge
+        (``rows[0] == 0``...): its strips are NaN (the array's edge).
+        """
+        h = halo
+        (r0, r1), (c0, c1) = rows, cols
+        ny, nx = a.shape[1:]
+        for start, end, size in ((r0, r1, ny), (c0, c1, nx)):
+            if not (start in (0,) or start >= h) or not (end == size or end <= size - h):
+                raise ValueError(f"window {rows}, {cols} of a {a.shape} block cuts its halo of {h} px")
+
+        def part(rs: tuple[int, int], cs: tuple[int, int]) -> np.ndarray:
+            if rs[0] < 0 or cs[0] < 0 or rs[1] > ny or cs[1] > nx:
+                return np.full((a.shape[0], rs[1] - rs[0], cs[1] - cs[0]), np.nan, dtype=a.dtype)
+            return a[:, rs[0]:rs[1], cs[0]:cs[1]]
+
+        above, inner_r, below = (r0 - h, r0), (r0, r1), (r1, r1 + h)
+        left, inner_c, right = (c0 - h, c0), (c0, c1), (c1, c1 + h)
+        return cls(part(inner_r, inner_c), part(above, inner_c), part(below, inner_c), part(inner_r, left),
+                   part(inner_r, right), part(above, left), part(above, right), part(below, left), part(below, right), h)
+
+    @classmethod
     def isolated(cls, tile: np.ndarray, halo: int) -> "HaloBlock":
-        """A block with no neighbours: every strip is NaN (a whole in-memory array)."""
-        t, ny, nx = tile.shape
-
-        def nan(rows: int, cols: int) -> np.ndarray:
-            return np.full((t, rows, cols), np.nan, dtype=tile.dtype)
-
-        return cls(tile, nan(halo, nx), nan(halo, nx), nan(ny, halo), nan(ny, halo),
-                   nan(halo, halo), nan(halo, halo), nan(halo, halo), nan(halo, halo), halo)
+        """A whole array with no neighbours: every strip is NaN."""
+        return cls.window(tile, halo, (0, tile.shape[1]), (0, tile.shape[2]))
 
     def scene(self, i: int, out: np.ndarray | None = None) -> np.ndarray:
         """Time step ``i`` padded by the halo, ``(ny + 2 halo, nx + 2 halo)`` (into ``out`` when given)."""
@@ -242,43 +260,137 @@ class HaloBlock:
         return out
 
 
-def _edge_strips(a: da.Array, axis: int, halo: int, side: str) -> da.Array:
-    """Per block along ``axis``: the ``halo`` rows (axis 1) or columns (axis 2) of the previous ("before") or next
-    ("after") blocks that touch it, copied; NaN beyond the array. One block of ``halo`` per block of ``a``."""
-    starts = np.cumsum((0,) + a.chunks[axis])
-    size = int(starts[-1])
-
-    def nan(width: int) -> da.Array:
-        shape, chunks = list(a.shape), list(a.chunks)
-        shape[axis], chunks[axis] = width, (width,)
-        return da.full(shape, np.nan, dtype=a.dtype, chunks=tuple(chunks))
-
-    strips = []
-    for b in range(len(a.chunks[axis])):
-        lo, hi = (starts[b] - halo, starts[b]) if side == "before" else (starts[b + 1], starts[b + 1] + halo)
-        inside_lo, inside_hi = max(int(lo), 0), min(int(hi), size)
-        pieces = [nan(inside_lo - lo)] if inside_lo > lo else []
-        if inside_hi > inside_lo:
-            index = [slice(None)] * a.ndim
-            index[axis] = slice(inside_lo, inside_hi)
-            pieces.append(a[tuple(index)])
-        if hi > inside_hi:
-            pieces.append(nan(hi - inside_hi))
-        strip = da.concatenate(pieces, axis=axis) if len(pieces) > 1 else pieces[0]
-        if len(strip.chunks[axis]) > 1:  # neighbours thinner than the halo: the strip spans blocks
-            strip = strip.rechunk({axis: halo})
-        strips.append(strip.map_blocks(np.ascontiguousarray, dtype=a.dtype))
-    return da.concatenate(strips, axis=axis)
+# --------------------------------------------------------------------------- #
+# Seam tiling: a halo kernel over tiles that never wait for their neighbours
+# --------------------------------------------------------------------------- #
+def _inner_bounds(size: int, index: int, count: int, halo: int) -> tuple[int, int]:
+    """The part of tile ``index`` (of ``count``, ``size`` px) computed from the tile alone: all but its inner ring."""
+    return (halo if index > 0 else 0, size - halo if index < count - 1 else size)
 
 
-def halo_strips(a: da.Array, halo: int) -> list[da.Array]:
-    """The nine arrays of :data:`HALO_PARTS` for ``a`` ``(T, y, x)``: its tiles and their neighbours' border strips.
+def _tile_band(tile: np.ndarray, side: str, width: int) -> np.ndarray:
+    """A copy of the ``width``-px border band of a ``(F, ny, nx)`` tile on ``side`` (top, bottom, left, right)."""
+    index = {"top": np.s_[:, :width], "bottom": np.s_[:, -width:],
+             "left": np.s_[:, :, :width], "right": np.s_[:, :, -width:]}[side]
+    return np.ascontiguousarray(tile[index])
 
-    Every array has ``a``'s number of blocks; block ``(0, i, j)`` of each is the
-    matching part of :class:`HaloBlock` for tile ``(i, j)``. Strips are copies, so a
-    tile's memory is released once its own task and its strips are done.
+
+def _located(block_info: dict) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(row, column) of the output block and the numbers of blocks, from ``map_blocks``' ``block_info``."""
+    info = block_info[None]
+    return tuple(info["chunk-location"][1:]), tuple(info["num-chunks"][1:])
+
+
+def _inner_task(*arrays: np.ndarray, kernel: Callable[..., np.ndarray], n_inputs: int, halo: int, tiles: tuple[int, int],
+                block_info: dict | None = None, **kwargs: Any) -> np.ndarray:
+    """``kernel`` on the part of a tile that needs no neighbour (the tile's own bands are passed only to be cut first)."""
+    (i, j), _ = _located(block_info)
+    ny, nx = arrays[0].shape[1:]
+    rows, cols = _inner_bounds(ny, i, tiles[0], halo), _inner_bounds(nx, j, tiles[1], halo)
+    return kernel(*(HaloBlock.window(a, halo, rows, cols) for a in arrays[:n_inputs]), **kwargs)
+
+
+def _seam_task(*arrays: np.ndarray, kernel: Callable[..., np.ndarray], n_inputs: int, halo: int, kind: str,
+               tiles: tuple[int, int], block_info: dict | None = None, **kwargs: Any) -> np.ndarray:
+    """``kernel`` on a seam between tiles, from their bands: ``kind`` "row" (between tile rows i and i+1), "column"
+    (between tile columns j and j+1) or "crossing" (where four tiles meet)."""
+    (i, j), _ = _located(block_info)
+    w = 2 * halo
+    blocks = []
+    for k in range(n_inputs):
+        if kind == "row":  # bottom band of (i, j) over top band of (i + 1, j)
+            a = np.concatenate([arrays[k], arrays[n_inputs + k]], axis=1)
+            cols = _inner_bounds(a.shape[2], j, tiles[1], halo)
+            blocks.append(HaloBlock.window(a, halo, (halo, 3 * halo), cols))
+        elif kind == "column":  # right band of (i, j) beside left band of (i, j + 1)
+            a = np.concatenate([arrays[k], arrays[n_inputs + k]], axis=2)
+            rows = _inner_bounds(a.shape[1], i, tiles[0], halo)
+            blocks.append(HaloBlock.window(a, halo, rows, (halo, 3 * halo)))
+        else:  # bottom bands of (i, j), (i, j + 1) over top bands of (i + 1, j), (i + 1, j + 1): their 2h corners
+            nw, ne, sw, se = (arrays[q * n_inputs + k] for q in range(4))
+            a = np.concatenate([np.concatenate([nw[..., -w:], ne[..., :w]], axis=2),
+                                np.concatenate([sw[..., -w:], se[..., :w]], axis=2)], axis=1)
+            blocks.append(HaloBlock.window(a, halo, (halo, 3 * halo), (halo, 3 * halo)))
+    return kernel(*blocks, **kwargs)
+
+
+def seam_map(kernel: Callable[..., np.ndarray], inputs: list[da.Array], halo: int, *, n_out: int, dtype: Any,
+             **kwargs: Any) -> da.Array:
+    """Run a halo kernel over tiles of ``(F, y, x)`` dask arrays, reading every tile once and never holding it for a neighbour.
+
+    ``kernel(*blocks, **kwargs)`` takes one :class:`HaloBlock` per input (a region and
+    its ``halo``-px surroundings, NaN beyond the arrays) and returns the
+    ``(n_out, ny, nx)`` result of that region; it must compute each pixel from its
+    own neighbourhood only, so the result does not depend on how the region is cut.
+
+    Each tile is computed alone, but for its inner ring of ``halo`` px (a tile needs
+    no neighbour for the rest); the rings of two touching tiles form a ``2 halo``-px
+    **seam**, computed afterwards from ``2 halo``-px bands that each tile leaves (copies,
+    cut before the tile's own task runs). A tile's memory is therefore released as
+    soon as its own task is done, whichever order the tasks run in; overlapping
+    padded blocks (``dask.array.overlap``), or strips cut from the neighbours, keep
+    tiles alive until their neighbours are read.
+
+    Parameters
+    ----------
+    kernel
+        Kernel on :class:`HaloBlock` inputs.
+    inputs
+        Dask arrays ``(F_k, y, x)`` with the same ``(y, x)`` shape, one chunk along
+        their first axis; tiles smaller than ``2 halo + 1`` px are merged first.
+    halo
+        Neighbourhood (px) on each side.
+    n_out, dtype
+        Length of the output's first axis and its dtype.
+    kwargs
+        Passed to ``kernel``.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(n_out, y, x)``; its spatial chunks are the tiles minus their seams, and
+        the seams (``2 halo`` px wide) between them.
     """
-    north, south = _edge_strips(a, 1, halo, "before"), _edge_strips(a, 1, halo, "after")
-    west, east = _edge_strips(a, 2, halo, "before"), _edge_strips(a, 2, halo, "after")
-    corners = [_edge_strips(edge, 2, halo, side) for edge in (north, south) for side in ("before", "after")]
-    return [a, north, south, west, east, corners[0], corners[1], corners[2], corners[3]]
+    yx = [aligned_chunks(c, 1, 2 * halo + 1) for c in inputs[0].chunks[1:]] if halo else list(inputs[0].chunks[1:])
+    inputs = [a.rechunk({0: -1, 1: yx[0], 2: yx[1]}) for a in inputs]
+    tiles = (len(yx[0]), len(yx[1]))
+    inner = [tuple(b - a for a, b in (_inner_bounds(s, k, len(c), halo) for k, s in enumerate(c))) for c in yx]
+    common = {"kernel": kernel, "n_inputs": len(inputs), "halo": halo, "tiles": tiles, **kwargs}
+    meta = np.empty((0, 0, 0), dtype=dtype)
+    if not halo:
+        return da.map_blocks(_inner_task, *inputs, dtype=dtype, chunks=((n_out,), *yx), meta=meta, **common)
+    w = 2 * halo
+    bands = {side: [a.map_blocks(_tile_band, side=side, width=w, dtype=a.dtype,
+                                 chunks=(a.chunks[0], (w,) * tiles[0] if side in ("top", "bottom") else yx[0],
+                                         (w,) * tiles[1] if side in ("left", "right") else yx[1]))
+                    for a in inputs]
+             for side in ("top", "bottom", "left", "right")}
+    own = [b for side in bands.values() for b in side]  # inputs of the tile task: cut before it runs
+    pieces = {(0, 0): da.map_blocks(_inner_task, *inputs, *own, dtype=dtype, chunks=((n_out,), *inner), meta=meta,
+                                    **common)}
+    seams = (w,) * (tiles[0] - 1), (w,) * (tiles[1] - 1)
+    if tiles[0] > 1:
+        parts = [b.blocks[:, :-1] for b in bands["bottom"]] + [b.blocks[:, 1:] for b in bands["top"]]
+        pieces[1, 0] = da.map_blocks(_seam_task, *parts, kind="row", dtype=dtype, chunks=((n_out,), seams[0], inner[1]),
+                                     meta=meta, **common)
+    if tiles[1] > 1:
+        parts = [b.blocks[:, :, :-1] for b in bands["right"]] + [b.blocks[:, :, 1:] for b in bands["left"]]
+        pieces[0, 1] = da.map_blocks(_seam_task, *parts, kind="column", dtype=dtype, chunks=((n_out,), inner[0], seams[1]),
+                                     meta=meta, **common)
+    if tiles[0] > 1 and tiles[1] > 1:
+        parts = ([b.blocks[:, :-1, :-1] for b in bands["bottom"]] + [b.blocks[:, :-1, 1:] for b in bands["bottom"]]
+                 + [b.blocks[:, 1:, :-1] for b in bands["top"]] + [b.blocks[:, 1:, 1:] for b in bands["top"]])
+        pieces[1, 1] = da.map_blocks(_seam_task, *parts, kind="crossing", dtype=dtype, chunks=((n_out,), *seams),
+                                     meta=meta, **common)
+    return _interleave(pieces, inner, seams, n_out, dtype)
+
+
+def _interleave(pieces: dict[tuple[int, int], da.Array], inner: list[tuple[int, ...]], seams: tuple[tuple[int, ...], ...],
+                n_out: int, dtype: Any) -> da.Array:
+    """One array whose blocks alternate tile parts (even block indices) and seams (odd), by aliasing their keys."""
+    name = "seam-tiles-" + tokenize(*(p.name for p in pieces.values()))
+    chunks = [tuple(v for pair in zip(i, s + (0,)) for v in pair)[:-1] for i, s in zip(inner, seams)]
+    layer = {(name, 0, a, b): (pieces[a % 2, b % 2].name, 0, a // 2, b // 2)
+             for a in range(len(chunks[0])) for b in range(len(chunks[1]))}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=list(pieces.values()))
+    return da.Array(graph, name, ((n_out,), *chunks), meta=np.empty((0, 0, 0), dtype=dtype))

@@ -34,10 +34,11 @@ does). The per-scene result is a flag (1 melt, 0 dry, -1 unknown).
 Layout: pure numpy kernels (``*_kernel``, :func:`nagler_weight`,
 :func:`multilook_power`) on arrays with time as the first axis. Detection runs as
 one fused task per ``(time, y, x)`` tile holding the whole time axis
-(:func:`cryocube.chunking.temporal_chunks`): a ``window_px // 2`` halo exchange
-(neighbour border strips, :func:`cryocube.chunking.halo_strips`), then
-``map_blocks`` of the (optional) incidence normalization, the multilook, the
-per-orbit reference and the ratio; the flags and the seasons are
+(:func:`cryocube.chunking.temporal_chunks`), read once: ``map_blocks`` of the
+(optional) incidence normalization, the multilook, the per-orbit reference and
+the ratio over each tile but its 1-px inner ring, and over the 2-px seams between
+tiles from thin bands the tiles leave (:func:`cryocube.chunking.seam_map`; the
+seams are the output's chunks between the tiles); the flags and the seasons are
 ``xr.apply_ufunc(..., dask="parallelized")``. Nothing computes at call time. Chunk
 layout matters: open stores with ``open_cube(store, chunks="temporal")``, and let
 :func:`detect_melt` normalize (``model_or_slope=``) rather than normalizing the
@@ -53,14 +54,13 @@ from functools import partial
 from typing import Any, Final
 
 import dask.array as da
-from dask.graph_manipulation import clone
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 import cryocube
 from cryocube import conventions as cv
-from cryocube.chunking import HALO_PARTS, HaloBlock, halo_strips, temporal_chunks
+from cryocube.chunking import HaloBlock, seam_map, temporal_chunks
 from cryocube.incidence import REFERENCE_ANGLE_DEG, grid_template, incidence_angle_of, resolve_slope
 
 #: Values of the ``melt`` flag.
@@ -503,54 +503,41 @@ def _temporal(var: xr.DataArray) -> xr.DataArray:
     return var.chunk(temporal_chunks(var)) if var.chunks is not None else var
 
 
-def _halo_task(*arrays: np.ndarray, kernel: Callable[..., np.ndarray], n_padded: int, halo: int,
-               **kwargs: Any) -> np.ndarray:
-    """One block task: regroup the first arrays into :class:`HaloBlock` (nine parts each, or tiles alone without halo)."""
-    per = len(HALO_PARTS) if halo else 1
-    blocks = [HaloBlock(*arrays[k * per:(k + 1) * per], halo=halo) if halo else HaloBlock.isolated(arrays[k], 0)
-              for k in range(n_padded)]
-    return kernel(*blocks, *arrays[n_padded * per:], **kwargs)
+def _tiles_of_plain(kernel: Callable[..., np.ndarray], n_padded: int, *blocks: HaloBlock, **kwargs: Any) -> np.ndarray:
+    """``kernel`` on halo blocks, the inputs after the first ``n_padded`` reduced to their region (no halo)."""
+    return kernel(*blocks[:n_padded], *(b.tile for b in blocks[n_padded:]), **kwargs)
 
 
 def _run_blocks(kernel: Callable[..., np.ndarray], padded: Sequence[xr.DataArray], plain: Sequence[xr.DataArray],
                 halo: int, n_out: int, **kwargs: Any) -> np.ndarray | da.Array:
     """Run a time-first block kernel over ``(T, y, x)`` tiles holding the whole time axis.
 
-    ``padded`` variables (time, y, x) reach the kernel as :class:`HaloBlock`: the
-    tile and its neighbours' ``halo``-px border strips (NaN beyond the array's
-    edges); ``plain`` variables (``(T or G, y, x)``) as arrays. The output is
-    ``(n_out, y, x)`` float32, numpy for numpy inputs, else a dask array on the
-    tiles of :func:`cryocube.chunking.temporal_chunks` (``map_blocks``). One fused
-    task per tile (multilook, reference, ratio) measured 2x faster and 4x leaner
-    than a multilook task followed by a temporal task, and border strips instead
-    of ``dask.array.overlap``'s concatenated blocks cut the rest of the halo cost
-    (``benchmarks/melt.py``).
+    ``padded`` variables (time, y, x) reach the kernel as :class:`HaloBlock`: a
+    region and its ``halo``-px surroundings (NaN beyond the array's edges);
+    ``plain`` variables (``(T or G, y, x)``) as arrays of the region. The output is
+    ``(n_out, y, x)`` float32, numpy for numpy inputs, else a dask array over the
+    tiles of :func:`cryocube.chunking.temporal_chunks` run by
+    :func:`cryocube.chunking.seam_map`: every tile is read once, computed alone but
+    for its 1-px inner ring, and the rings of touching tiles (2-px seams, which are
+    also the output's chunks between the tiles) come from thin bands the tiles
+    leave. One fused task per tile (multilook, reference, ratio) measured 2x
+    faster and 4x leaner than a multilook task followed by a temporal task.
 
-    The border strips are cut from an independent recomputation of the inputs
-    (:func:`dask.graph_manipulation.clone`: each tile is read, and computed
-    upstream, twice) so that no tile waits in memory for its neighbours' tasks:
-    whichever order the consumer imposes (a per-pixel sum over time finishes tiles
-    in groups), strips cut from the tiles themselves kept whole neighbourhoods of
-    full-time tiles alive. 100 x 2048 x 2048 cube from Zarr (``benchmarks/melt.py``):
-    chunked (4, 512, 512), 512 x 512 tiles, peak 1.5 GB instead of 1.9-3.5 GB;
-    chunked (4, 256, 256), 256 x 256 tiles, 0.7-0.8 GB instead of 1.7-2.1 GB, but
-    16-18 s instead of 12-17 s there (the second read; shared, disk-bound machine).
+    100 x 2048 x 2048 cube from Zarr chunked (4, 512, 512) (``benchmarks/melt.py``):
+    the seams replaced a second, independent read of every tile (for its
+    neighbours' strips), which kept the peak at 1.5 GB but cost 15-16 s against
+    the single read's ~5 s; strips cut from the tiles themselves had kept
+    neighbourhoods of full-time tiles in memory (1.9-3.5 GB).
     """
     padded = [v.transpose(cv.TIME, cv.Y, cv.X) for v in padded]
     plain = [v.transpose(..., cv.Y, cv.X) for v in plain]
     if all(v.chunks is None for v in (*padded, *plain)):
         blocks = [HaloBlock.isolated(np.asarray(v.values, dtype=np.float32), halo) for v in padded]
         return kernel(*blocks, *(np.asarray(v.values) for v in plain), **kwargs)
-    tiles = temporal_chunks(padded[0])
-    data = [v.chunk(tiles).data.astype(np.float32) for v in padded]
-    parts = data
-    if halo:  # strips from an independent read (clone): see above
-        copies = clone(*data) if len(data) > 1 else (clone(data[0]),)
-        parts = [part for tile, copy in zip(data, copies) for part in (tile, *halo_strips(copy, halo)[1:])]
+    data = [v.chunk(temporal_chunks(padded[0])).data.astype(np.float32) for v in padded]
     yx = data[0].chunks[1:]
-    others = [v.chunk({v.dims[0]: -1, cv.Y: yx[0], cv.X: yx[1]}).data for v in plain]
-    return da.map_blocks(_halo_task, *parts, *others, kernel=kernel, n_padded=len(padded), halo=halo,
-                         dtype=np.float32, chunks=((n_out,), *yx), meta=np.empty((0, 0, 0), np.float32), **kwargs)
+    data += [v.chunk({v.dims[0]: -1, cv.Y: yx[0], cv.X: yx[1]}).data for v in plain]
+    return seam_map(partial(_tiles_of_plain, kernel, len(padded)), data, halo, n_out=n_out, dtype=np.float32, **kwargs)
 
 
 def dry_reference(

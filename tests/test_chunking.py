@@ -1,4 +1,4 @@
-"""Chunking policy: temporal tiles aligned to the stored chunks, halo strips equal to padding, scene-blocked ufuncs."""
+"""Chunking policy: temporal tiles aligned to the stored chunks, seam tiles, scene-blocked ufuncs."""
 
 from __future__ import annotations
 
@@ -10,25 +10,51 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from cryocube.chunking import HaloBlock, halo_strips, per_scene, temporal_chunks
+from cryocube.chunking import HaloBlock, per_scene, seam_map, temporal_chunks
 
 
-@pytest.mark.parametrize(("halo", "chunks"), [(1, (3, 3, 4)), (2, (3, (1, 4, 2), (1, 1, 7))), (3, (3, 7, 9))])
-def test_halo_blocks_rebuild_the_padded_array(halo, chunks):
-    """Every tile plus its neighbours' strips equals the NaN-padded array, also for neighbours thinner than the halo."""
-    a = np.arange(3 * 7 * 9, dtype=np.float32).reshape(3, 7, 9)
-    d = da.from_array(a, chunks=chunks)
-    parts = halo_strips(d, halo)
-    assert all(p.numblocks == d.numblocks for p in parts)
-    padded = np.pad(a, ((0, 0), (halo, halo), (halo, halo)), constant_values=np.nan)
-    y0 = np.cumsum((0,) + d.chunks[1])
-    x0 = np.cumsum((0,) + d.chunks[2])
-    for i in range(d.numblocks[1]):
-        for j in range(d.numblocks[2]):
-            block = HaloBlock(*(p.blocks[0, i, j].compute() for p in parts), halo=halo)
-            for t in range(3):
-                expected = padded[t, y0[i]:y0[i + 1] + 2 * halo, x0[j]:x0[j + 1] + 2 * halo]
-                np.testing.assert_array_equal(block.scene(t), expected)
+def _sum_pair(first: HaloBlock, second: HaloBlock) -> np.ndarray:
+    """Window sums of two inputs of different lengths (NaN as 0): first + last scene of the second."""
+    h = first.halo
+    scenes = [np.nan_to_num(first.scene(t)) + np.nan_to_num(second.scene(second.tile.shape[0] - 1))
+              for t in range(first.tile.shape[0])]
+    ny, nx = first.tile.shape[1:]
+    return np.stack([sum(p[dy:dy + ny, dx:dx + nx] for dy in range(2 * h + 1) for dx in range(2 * h + 1)) for p in scenes])
+
+
+@pytest.mark.parametrize(("halo", "chunks"), [(1, (4, 5)), (1, ((3, 6, 7), (5, 3, 7))), (2, ((5, 6, 5), 5)), (1, (16, 16))])
+def test_seam_tiles_never_wait_for_a_neighbour(halo, chunks):
+    """Each tile's task depends on its own tile only; seams come between tiles; the result is the whole-array one."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 16, 15)).astype(np.float32)
+    b = rng.normal(size=(2, 16, 15)).astype(np.float32)
+    da_a, da_b = da.from_array(a, chunks=(3, *chunks)), da.from_array(b, chunks=(2, *chunks))
+    out = seam_map(_sum_pair, [da_a, da_b], halo, n_out=3, dtype=np.float32)
+    np.testing.assert_allclose(out.compute(), _sum_pair(HaloBlock.isolated(a, halo), HaloBlock.isolated(b, halo)),
+                               rtol=1e-6, atol=1e-5)
+    assert all(c == 2 * halo for c in out.chunks[1][1::2]) and all(c == 2 * halo for c in out.chunks[2][1::2])
+    graph = out.__dask_graph__()
+    dependencies = graph.get_all_dependencies()
+
+    def sources(key):
+        found, stack = set(), [key]
+        while stack:
+            for dep in dependencies.get(stack.pop(), ()):
+                if dep[0] in (da_a.name, da_b.name):
+                    found.add(dep[2:])
+                else:
+                    stack.append(dep)
+        return found
+
+    inner = [k for k in dependencies if isinstance(k, tuple) and k[0].startswith("_inner_task")]
+    assert len(inner) == (len(out.chunks[1]) + 1) // 2 * ((len(out.chunks[2]) + 1) // 2)
+    for key in inner:
+        assert sources(key) == {key[2:]}, f"tile task {key} reads {sources(key)}"
+
+
+def test_window_refuses_a_cut_halo():
+    with pytest.raises(ValueError, match="cuts its halo"):
+        HaloBlock.window(np.zeros((1, 6, 6), np.float32), 2, (1, 6), (0, 6))
 
 
 def test_isolated_block_is_nan_padded():

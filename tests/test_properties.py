@@ -1,6 +1,6 @@
 """Property tests (hypothesis): random shapes, NaN patterns and chunkings give the one-chunk result.
 
-Covers the blockwise machinery added for the temporal algorithms: halo strips,
+Covers the blockwise machinery added for the temporal algorithms: seam tiles,
 melt detection (multilook halo + per-orbit reference), melt seasons and the
 velocity-series inversion.
 """
@@ -14,7 +14,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cryocube.chunking import HaloBlock, halo_strips
+from cryocube.chunking import HaloBlock, seam_map
 from cryocube.melt import detect_melt, melt_season
 from cryocube.velocity_series import invert_velocity
 
@@ -37,21 +37,30 @@ def cube_case(draw):
     return ny, nx, seed, nan_fraction, draw(chunking(ny)), draw(chunking(nx))
 
 
+def neighbourhood_fingerprint(block: HaloBlock) -> np.ndarray:
+    """Per pixel, the sum of its window's values weighted by their offset (NaN counted as -1000): a wrong,
+    shifted or missing neighbour changes it (float64, exact for these small integers)."""
+    h, (n, ny, nx) = block.halo, block.tile.shape
+    out = np.zeros((n, ny, nx))
+    for t in range(n):
+        padded = np.nan_to_num(block.scene(t).astype(np.float64), nan=-1000.0)
+        for dy in range(2 * h + 1):
+            for dx in range(2 * h + 1):
+                out[t] += padded[dy:dy + ny, dx:dx + nx] * (1 + dy * (2 * h + 1) + dx)
+    return out
+
+
 @fast
 @given(case=cube_case(), halo=st.integers(1, 3))
-def test_halo_strips_equal_nan_padding(case, halo):
+def test_seam_tiles_equal_the_whole_array(case, halo):
+    """Tiles and seams together give the kernel's result on the whole NaN-padded array, for any tiling."""
     ny, nx, seed, nan_fraction, ychunks, xchunks = case
     rng = np.random.default_rng(seed)
-    a = rng.normal(size=(4, ny, nx)).astype(np.float32)
+    a = rng.integers(0, 100, size=(4, ny, nx)).astype(np.float32)
     a[rng.random(a.shape) < nan_fraction] = np.nan
     d = da.from_array(a, chunks=((4,), ychunks, xchunks))
-    parts = halo_strips(d, halo)
-    padded = np.pad(a, ((0, 0), (halo, halo), (halo, halo)), constant_values=np.nan)
-    y0, x0 = np.cumsum((0, *ychunks)), np.cumsum((0, *xchunks))
-    for i in range(len(ychunks)):
-        for j in range(len(xchunks)):
-            block = HaloBlock(*(p.blocks[0, i, j].compute() for p in parts), halo=halo)
-            np.testing.assert_array_equal(block.scene(2), padded[2, y0[i]:y0[i + 1] + 2 * halo, x0[j]:x0[j + 1] + 2 * halo])
+    got = seam_map(neighbourhood_fingerprint, [d], halo, n_out=4, dtype=np.float64).compute(scheduler="sync")
+    np.testing.assert_array_equal(got, neighbourhood_fingerprint(HaloBlock.isolated(a, halo)))
 
 
 def _random_cube(ny: int, nx: int, seed: int, nan_fraction: float) -> xr.Dataset:
