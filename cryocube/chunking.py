@@ -23,6 +23,8 @@ import math
 import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from operator import getitem
 from typing import Any
 
 import dask.array as da
@@ -268,46 +270,44 @@ def _inner_bounds(size: int, index: int, count: int, halo: int) -> tuple[int, in
     return (halo if index > 0 else 0, size - halo if index < count - 1 else size)
 
 
-def _tile_band(tile: np.ndarray, side: str, width: int) -> np.ndarray:
-    """A copy of the ``width``-px border band of a ``(F, ny, nx)`` tile on ``side`` (top, bottom, left, right)."""
-    index = {"top": np.s_[:, :width], "bottom": np.s_[:, -width:],
-             "left": np.s_[:, :, :width], "right": np.s_[:, :, -width:]}[side]
-    return np.ascontiguousarray(tile[index])
+#: Border bands a tile leaves for its seams, in the order :func:`_tile_bands` returns them.
+BAND_SIDES = ("top", "bottom", "left", "right")
 
 
-def _located(block_info: dict) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(row, column) of the output block and the numbers of blocks, from ``map_blocks``' ``block_info``."""
-    info = block_info[None]
-    return tuple(info["chunk-location"][1:]), tuple(info["num-chunks"][1:])
+def _tile_bands(tile: np.ndarray, width: int) -> tuple[np.ndarray, ...]:
+    """Copies of the ``width``-px border bands of a ``(F, ny, nx)`` tile, in :data:`BAND_SIDES` order."""
+    return tuple(np.ascontiguousarray(tile[index])
+                 for index in (np.s_[:, :width], np.s_[:, -width:], np.s_[:, :, :width], np.s_[:, :, -width:]))
 
 
-def _inner_task(*arrays: np.ndarray, kernel: Callable[..., np.ndarray], n_inputs: int, halo: int, tiles: tuple[int, int],
-                block_info: dict | None = None, **kwargs: Any) -> np.ndarray:
-    """``kernel`` on the part of a tile that needs no neighbour (the tile's own bands are passed only to be cut first)."""
-    (i, j), _ = _located(block_info)
+def _inner_task(*arrays: np.ndarray, kernel: Callable[..., np.ndarray], position: tuple[int, int], n_inputs: int,
+                halo: int, tiles: tuple[int, int], **kwargs: Any) -> np.ndarray:
+    """``kernel`` on the part of a tile that needs no neighbour (the tile's own bands come after its inputs, passed
+    only so that they are cut before this task runs and the tile can be released after it)."""
     ny, nx = arrays[0].shape[1:]
-    rows, cols = _inner_bounds(ny, i, tiles[0], halo), _inner_bounds(nx, j, tiles[1], halo)
+    rows = _inner_bounds(ny, position[0], tiles[0], halo)
+    cols = _inner_bounds(nx, position[1], tiles[1], halo)
     return kernel(*(HaloBlock.window(a, halo, rows, cols) for a in arrays[:n_inputs]), **kwargs)
 
 
-def _seam_task(*arrays: np.ndarray, kernel: Callable[..., np.ndarray], n_inputs: int, halo: int, kind: str,
-               tiles: tuple[int, int], block_info: dict | None = None, **kwargs: Any) -> np.ndarray:
-    """``kernel`` on a seam between tiles, from their bands: ``kind`` "row" (between tile rows i and i+1), "column"
-    (between tile columns j and j+1) or "crossing" (where four tiles meet)."""
-    (i, j), _ = _located(block_info)
+def _seam_task(*arrays: np.ndarray, kernel: Callable[..., np.ndarray], position: tuple[int, int], n_inputs: int,
+               halo: int, tiles: tuple[int, int], kind: str, **kwargs: Any) -> np.ndarray:
+    """``kernel`` on a seam, from the tiles' bands: ``kind`` "row" (bottom bands of tile ``(i, j)`` then top bands of
+    ``(i + 1, j)``), "column" (right bands of ``(i, j)`` then left bands of ``(i, j + 1)``) or "crossing" (bottom
+    bands of ``(i, j)``, ``(i, j + 1)`` then top bands of ``(i + 1, j)``, ``(i + 1, j + 1)``: their corners)."""
+    i, j = position
     w = 2 * halo
     blocks = []
     for k in range(n_inputs):
-        if kind == "row":  # bottom band of (i, j) over top band of (i + 1, j)
-            a = np.concatenate([arrays[k], arrays[n_inputs + k]], axis=1)
-            cols = _inner_bounds(a.shape[2], j, tiles[1], halo)
-            blocks.append(HaloBlock.window(a, halo, (halo, 3 * halo), cols))
-        elif kind == "column":  # right band of (i, j) beside left band of (i, j + 1)
-            a = np.concatenate([arrays[k], arrays[n_inputs + k]], axis=2)
-            rows = _inner_bounds(a.shape[1], i, tiles[0], halo)
-            blocks.append(HaloBlock.window(a, halo, rows, (halo, 3 * halo)))
-        else:  # bottom bands of (i, j), (i, j + 1) over top bands of (i + 1, j), (i + 1, j + 1): their 2h corners
-            nw, ne, sw, se = (arrays[q * n_inputs + k] for q in range(4))
+        parts = arrays[k::n_inputs]
+        if kind == "row":
+            a = np.concatenate(parts, axis=1)
+            blocks.append(HaloBlock.window(a, halo, (halo, 3 * halo), _inner_bounds(a.shape[2], j, tiles[1], halo)))
+        elif kind == "column":
+            a = np.concatenate(parts, axis=2)
+            blocks.append(HaloBlock.window(a, halo, _inner_bounds(a.shape[1], i, tiles[0], halo), (halo, 3 * halo)))
+        else:
+            nw, ne, sw, se = parts
             a = np.concatenate([np.concatenate([nw[..., -w:], ne[..., :w]], axis=2),
                                 np.concatenate([sw[..., -w:], se[..., :w]], axis=2)], axis=1)
             blocks.append(HaloBlock.window(a, halo, (halo, 3 * halo), (halo, 3 * halo)))
@@ -321,23 +321,25 @@ def seam_map(kernel: Callable[..., np.ndarray], inputs: list[da.Array], halo: in
     ``kernel(*blocks, **kwargs)`` takes one :class:`HaloBlock` per input (a region and
     its ``halo``-px surroundings, NaN beyond the arrays) and returns the
     ``(n_out, ny, nx)`` result of that region; it must compute each pixel from its
-    own neighbourhood only, so the result does not depend on how the region is cut.
+    own neighbourhood only, so that the result does not depend on how the region is cut.
 
-    Each tile is computed alone, but for its inner ring of ``halo`` px (a tile needs
-    no neighbour for the rest); the rings of two touching tiles form a ``2 halo``-px
-    **seam**, computed afterwards from ``2 halo``-px bands that each tile leaves (copies,
-    cut before the tile's own task runs). A tile's memory is therefore released as
-    soon as its own task is done, whichever order the tasks run in; overlapping
-    padded blocks (``dask.array.overlap``), or strips cut from the neighbours, keep
-    tiles alive until their neighbours are read.
+    Each tile is computed alone but for its inner ring of ``halo`` px (the rest
+    needs no neighbour); the rings of two touching tiles form a ``2 halo``-px
+    **seam**, computed afterwards from the ``2 halo``-px bands each tile leaves
+    (copies, cut before the tile's own task runs). A tile's memory is therefore
+    released as soon as its own task is done, whichever order the tasks run in,
+    and no tile is read twice; overlapping padded blocks (``dask.array.overlap``)
+    or strips cut from the neighbours keep tiles alive until their neighbours are
+    read, and strips from a second read double the reading.
 
     Parameters
     ----------
     kernel
         Kernel on :class:`HaloBlock` inputs.
     inputs
-        Dask arrays ``(F_k, y, x)`` with the same ``(y, x)`` shape, one chunk along
-        their first axis; tiles smaller than ``2 halo + 1`` px are merged first.
+        Dask arrays ``(F_k, y, x)`` with the same ``(y, x)`` shape and chunks, put in
+        one chunk along their first axis; tiles thinner than ``2 halo + 1`` px are
+        merged with a neighbour first.
     halo
         Neighbourhood (px) on each side.
     n_out, dtype
@@ -348,49 +350,36 @@ def seam_map(kernel: Callable[..., np.ndarray], inputs: list[da.Array], halo: in
     Returns
     -------
     dask.array.Array
-        ``(n_out, y, x)``; its spatial chunks are the tiles minus their seams, and
-        the seams (``2 halo`` px wide) between them.
+        ``(n_out, y, x)``. Its spatial chunks alternate the tiles less their seams
+        and the ``2 halo``-px seams (with no halo, the tiles themselves).
     """
     yx = [aligned_chunks(c, 1, 2 * halo + 1) for c in inputs[0].chunks[1:]] if halo else list(inputs[0].chunks[1:])
     inputs = [a.rechunk({0: -1, 1: yx[0], 2: yx[1]}) for a in inputs]
-    tiles = (len(yx[0]), len(yx[1]))
+    tiles, n = (len(yx[0]), len(yx[1])), len(inputs)
+    token = tokenize(kernel, [a.name for a in inputs], halo, n_out, kwargs)
+    name, bands = f"seam-map-{token}", f"seam-bands-{token}"
+    common = {"kernel": kernel, "n_inputs": n, "halo": halo, "tiles": tiles, **kwargs}
+    step = 2 if halo else 1  # output block of tile (i, j): (step i, step j); seams in between
+    layer: dict[Any, Any] = {}
+
+    def band(k: int, i: int, j: int, side: str) -> tuple:
+        return (getitem, (bands, k, i, j), BAND_SIDES.index(side))
+
+    for i, j in np.ndindex(*tiles):
+        own = [(bands, k, i, j) for k in range(n)] if halo else []
+        for k, a in enumerate(inputs if halo else []):
+            layer[own[k]] = (_tile_bands, (a.name, 0, i, j), 2 * halo)
+        layer[(name, 0, step * i, step * j)] = (partial(_inner_task, position=(i, j), **common),
+                                                 *((a.name, 0, i, j) for a in inputs), *own)
+        seams = {"row": (i + 1 < tiles[0], (1, 0), [((i, j), "bottom"), ((i + 1, j), "top")]),
+                 "column": (j + 1 < tiles[1], (0, 1), [((i, j), "right"), ((i, j + 1), "left")]),
+                 "crossing": (i + 1 < tiles[0] and j + 1 < tiles[1], (1, 1),
+                              [((i, j), "bottom"), ((i, j + 1), "bottom"), ((i + 1, j), "top"), ((i + 1, j + 1), "top")])}
+        for kind, (present, (di, dj), sources) in seams.items():
+            if halo and present:
+                args = [band(k, *tile, side) for tile, side in sources for k in range(n)]
+                layer[(name, 0, 2 * i + di, 2 * j + dj)] = (partial(_seam_task, position=(i, j), kind=kind, **common), *args)
     inner = [tuple(b - a for a, b in (_inner_bounds(s, k, len(c), halo) for k, s in enumerate(c))) for c in yx]
-    common = {"kernel": kernel, "n_inputs": len(inputs), "halo": halo, "tiles": tiles, **kwargs}
-    meta = np.empty((0, 0, 0), dtype=dtype)
-    if not halo:
-        return da.map_blocks(_inner_task, *inputs, dtype=dtype, chunks=((n_out,), *yx), meta=meta, **common)
-    w = 2 * halo
-    bands = {side: [a.map_blocks(_tile_band, side=side, width=w, dtype=a.dtype,
-                                 chunks=(a.chunks[0], (w,) * tiles[0] if side in ("top", "bottom") else yx[0],
-                                         (w,) * tiles[1] if side in ("left", "right") else yx[1]))
-                    for a in inputs]
-             for side in ("top", "bottom", "left", "right")}
-    own = [b for side in bands.values() for b in side]  # inputs of the tile task: cut before it runs
-    pieces = {(0, 0): da.map_blocks(_inner_task, *inputs, *own, dtype=dtype, chunks=((n_out,), *inner), meta=meta,
-                                    **common)}
-    seams = (w,) * (tiles[0] - 1), (w,) * (tiles[1] - 1)
-    if tiles[0] > 1:
-        parts = [b.blocks[:, :-1] for b in bands["bottom"]] + [b.blocks[:, 1:] for b in bands["top"]]
-        pieces[1, 0] = da.map_blocks(_seam_task, *parts, kind="row", dtype=dtype, chunks=((n_out,), seams[0], inner[1]),
-                                     meta=meta, **common)
-    if tiles[1] > 1:
-        parts = [b.blocks[:, :, :-1] for b in bands["right"]] + [b.blocks[:, :, 1:] for b in bands["left"]]
-        pieces[0, 1] = da.map_blocks(_seam_task, *parts, kind="column", dtype=dtype, chunks=((n_out,), inner[0], seams[1]),
-                                     meta=meta, **common)
-    if tiles[0] > 1 and tiles[1] > 1:
-        parts = ([b.blocks[:, :-1, :-1] for b in bands["bottom"]] + [b.blocks[:, :-1, 1:] for b in bands["bottom"]]
-                 + [b.blocks[:, 1:, :-1] for b in bands["top"]] + [b.blocks[:, 1:, 1:] for b in bands["top"]])
-        pieces[1, 1] = da.map_blocks(_seam_task, *parts, kind="crossing", dtype=dtype, chunks=((n_out,), *seams),
-                                     meta=meta, **common)
-    return _interleave(pieces, inner, seams, n_out, dtype)
-
-
-def _interleave(pieces: dict[tuple[int, int], da.Array], inner: list[tuple[int, ...]], seams: tuple[tuple[int, ...], ...],
-                n_out: int, dtype: Any) -> da.Array:
-    """One array whose blocks alternate tile parts (even block indices) and seams (odd), by aliasing their keys."""
-    name = "seam-tiles-" + tokenize(*(p.name for p in pieces.values()))
-    chunks = [tuple(v for pair in zip(i, s + (0,)) for v in pair)[:-1] for i, s in zip(inner, seams)]
-    layer = {(name, 0, a, b): (pieces[a % 2, b % 2].name, 0, a // 2, b // 2)
-             for a in range(len(chunks[0])) for b in range(len(chunks[1]))}
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=list(pieces.values()))
+    chunks = [tuple(v for size in sizes for v in (size, 2 * halo))[:-1] if halo else sizes for sizes in inner]
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=inputs)
     return da.Array(graph, name, ((n_out,), *chunks), meta=np.empty((0, 0, 0), dtype=dtype))
