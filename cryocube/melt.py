@@ -499,8 +499,15 @@ def _call_with_roles(kernel: Callable[..., np.ndarray], roles: tuple[str, ...], 
 
 
 def _temporal(var: xr.DataArray) -> xr.DataArray:
-    """``var`` with the whole time axis in one chunk (dask-backed inputs only)."""
-    return var.chunk(temporal_chunks(var)) if var.chunks is not None else var
+    """``var`` with the whole time axis in one chunk (dask-backed inputs only).
+
+    Spatial chunks are kept when time is whole already (the flags of
+    :func:`detect_melt`: merging its seams back into the tiles would make every
+    tile wait for its neighbours); otherwise the tiles of :func:`temporal_chunks`.
+    """
+    if var.chunks is None or len(var.chunksizes[cv.TIME]) == 1:
+        return var
+    return var.chunk(temporal_chunks(var))
 
 
 def _tiles_of_plain(kernel: Callable[..., np.ndarray], n_padded: int, *blocks: HaloBlock, **kwargs: Any) -> np.ndarray:

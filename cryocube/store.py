@@ -665,6 +665,21 @@ def _write_atomically(store: str | os.PathLike, mode: str, caller: str, write: C
     return shown
 
 
+def _storable_chunks(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with dask chunks Zarr can store: along each dimension, chunks of one size but a smaller last one.
+
+    Irregular chunks (the 2-px seams between the tiles of :func:`cryocube.detect_melt`)
+    are merged into chunks of the largest size along that dimension.
+    """
+    merged = {}
+    for name, var in ds.data_vars.items():
+        spec = {dim: max(sizes) for dim, sizes in zip(var.dims, var.chunks or ())
+                if len(set(sizes[:-1])) > 1 or sizes[-1] > sizes[0]}
+        if spec:
+            merged[name] = var.chunk(spec)
+    return ds.assign(merged) if merged else ds
+
+
 def write_product(ds: xr.Dataset, store: str | os.PathLike, *, mode: str = "w-", progress: bool = False) -> str:
     """Write an algorithm's output (any dims, e.g. a velocity map) to a Zarr v3 store, atomically.
 
@@ -672,6 +687,8 @@ def write_product(ds: xr.Dataset, store: str | os.PathLike, *, mode: str = "w-",
     (``progress`` shows a bar). ``mode`` as in :func:`write_cube`. Reopen with
     ``xr.open_zarr(store, decode_coords="all")``.
     """
+
+    ds = _storable_chunks(ds)
 
     def write(target: str) -> None:
         attrs = {k: _json_safe(v) for k, v in ds.attrs.items()}

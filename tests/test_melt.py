@@ -238,12 +238,16 @@ def test_ratio_bits_do_not_depend_on_the_tiles(scene, monkeypatch):
     np.testing.assert_array_equal(detect_melt(chunked, method="nagler").ratio_db.values, expected)
 
 
-def test_products_round_trip_through_zarr(scene, tmp_path):
+def test_products_round_trip_through_zarr(scene, tmp_path, monkeypatch):
+    """Seasons and flags computed over several tiles (seam chunks between them) write to Zarr and read back."""
     cube, _ = scene
-    season = melt_season(detect_melt(cube.chunk({"y": 20})))
-    cc.write_product(season, tmp_path / "season.zarr")
+    monkeypatch.setattr("cryocube.melt.temporal_chunks", lambda *args, **kwargs: {"time": -1, "y": 13, "x": 25})
+    melt = detect_melt(cube.chunk({"y": 20}))
+    assert len(melt.melt.chunks[1]) > 1 and len(set(melt.melt.chunks[1][:-1])) > 1  # tiles and seams
+    products = melt_season(melt).merge(melt[["melt"]])
+    cc.write_product(products, tmp_path / "season.zarr")
     back = xr.open_zarr(tmp_path / "season.zarr", decode_coords="all").compute()
-    xr.testing.assert_allclose(back, season.compute())
+    xr.testing.assert_allclose(back, products.compute())
     assert back.rio.crs is not None
 
 
