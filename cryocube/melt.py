@@ -531,10 +531,10 @@ def _run_blocks(kernel: Callable[..., np.ndarray], padded: Sequence[xr.DataArray
     faster and 4x leaner than a multilook task followed by a temporal task.
 
     100 x 2048 x 2048 cube from Zarr chunked (4, 512, 512) (``benchmarks/melt.py``):
-    the seams replaced a second, independent read of every tile (for its
-    neighbours' strips), which kept the peak at 1.5 GB but cost 15-16 s against
-    the single read's ~5 s; strips cut from the tiles themselves had kept
-    neighbourhoods of full-time tiles in memory (1.9-3.5 GB).
+    9.1-12.7 s with a peak of 1.5-1.7 GB; the second, independent read of every
+    tile the seams replaced (for the neighbours' strips) took 14.8-16.5 s (peak
+    1.5 GB), and strips cut from the tiles themselves had kept neighbourhoods of
+    full-time tiles in memory (1.9-3.5 GB).
     """
     padded = [v.transpose(cv.TIME, cv.Y, cv.X) for v in padded]
     plain = [v.transpose(..., cv.Y, cv.X) for v in plain]
