@@ -230,7 +230,7 @@ class HaloBlock:
         (r0, r1), (c0, c1) = rows, cols
         ny, nx = a.shape[1:]
         for start, end, size in ((r0, r1, ny), (c0, c1, nx)):
-            if not (start in (0,) or start >= h) or not (end == size or end <= size - h):
+            if not (start == 0 or start >= h) or not (end == size or end <= size - h):
                 raise ValueError(f"window {rows}, {cols} of a {a.shape} block cuts its halo of {h} px")
 
         def part(rs: tuple[int, int], cs: tuple[int, int]) -> np.ndarray:
