@@ -541,7 +541,8 @@ def _run_blocks(kernel: Callable[..., np.ndarray], padded: Sequence[xr.DataArray
     if all(v.chunks is None for v in (*padded, *plain)):
         blocks = [HaloBlock.isolated(np.asarray(v.values, dtype=np.float32), halo) for v in padded]
         return kernel(*blocks, *(np.asarray(v.values) for v in plain), **kwargs)
-    data = [v.chunk(temporal_chunks(padded[0])).data.astype(np.float32) for v in padded]
+    tiles = temporal_chunks(padded[0])
+    data = [v.chunk(tiles).data.astype(np.float32) for v in padded]
     yx = data[0].chunks[1:]
     data += [v.chunk({v.dims[0]: -1, cv.Y: yx[0], cv.X: yx[1]}).data for v in plain]
     return seam_map(partial(_tiles_of_plain, kernel, len(padded)), data, halo, n_out=n_out, dtype=np.float32, **kwargs)
