@@ -62,6 +62,7 @@ import cryocube
 from cryocube import conventions as cv
 from cryocube.chunking import HaloBlock, seam_map, temporal_chunks
 from cryocube.incidence import REFERENCE_ANGLE_DEG, grid_template, incidence_angle_of, resolve_slope
+from cryocube.melt_kernels import box_mean, nagler_combination, normalize_db
 
 #: Values of the ``melt`` flag.
 MELT, DRY, UNKNOWN = 1, 0, -1
@@ -99,6 +100,11 @@ def power_to_db(power: np.ndarray) -> np.ndarray:
     return out
 
 
+def _nagler_ramp(theta1_deg: float, theta2_deg: float, k: float) -> tuple[np.float32, np.float32]:
+    """Slope (1/degree) and offset of the ramp ``k (1 + (theta2 - theta) / (theta2 - theta1))``, float32."""
+    return np.float32(-k / (theta2_deg - theta1_deg)), np.float32(k * (1.0 + theta2_deg / (theta2_deg - theta1_deg)))
+
+
 def nagler_weight(theta_deg: np.ndarray, *, theta1_deg: float = NAGLER_THETA1_DEG,
                   theta2_deg: float = NAGLER_THETA2_DEG, k: float = NAGLER_K) -> np.ndarray:
     """Weight ``W`` of the cross-polarized ratio in Nagler's ``R_C`` (see the module doc), float32.
@@ -106,34 +112,14 @@ def nagler_weight(theta_deg: np.ndarray, *, theta1_deg: float = NAGLER_THETA1_DE
     The ramp ``k (1 + (theta2 - theta) / (theta2 - theta1))`` equals 1 at ``theta1`` and
     ``k`` at ``theta2``, so the piecewise definition is the ramp clipped to ``[k, 1]``.
     """
-    slope = np.float32(-k / (theta2_deg - theta1_deg))
+    slope, offset = _nagler_ramp(theta1_deg, theta2_deg, k)
     weight = np.multiply(theta_deg, slope, dtype=np.float32)
-    weight += np.float32(k * (1.0 + theta2_deg / (theta2_deg - theta1_deg)))
+    weight += offset
     return np.clip(weight, np.float32(k), np.float32(1.0), out=weight)
 
 
-def _window_sum(padded: np.ndarray, half: int) -> np.ndarray:
-    """Sums over the ``(2 half + 1)`` square windows (``half >= 1``) centred on the interior of a 2-D array padded by ``half``.
-
-    Separable: rows first (whole padded rows, contiguous), then columns on the
-    flattened row sums, so that every addition runs over one contiguous run of
-    memory (shifted 2-D slices iterate row by row and took twice as long). The
-    result is a strided ``(ny, nx)`` view of a ``(ny, nx + 2 half)`` buffer.
-    """
-    ny, width = padded.shape[0] - 2 * half, padded.shape[1]
-    rows = np.add(padded[:ny], padded[1:1 + ny])
-    for k in range(2, 2 * half + 1):
-        rows += padded[k:k + ny]
-    flat = rows.reshape(-1)
-    n = flat.size - 2 * half
-    out = np.empty_like(flat)
-    np.add(flat[:n], flat[1:1 + n], out=out[:n])
-    for k in range(2, 2 * half + 1):
-        out[:n] += flat[k:k + n]
-    return out.reshape(ny, width)[:, :width - 2 * half]
-
-
-def multilook_power(padded_db: np.ndarray, window_px: int, *, overwrite: bool = False) -> np.ndarray:
+def multilook_power(padded_db: np.ndarray, window_px: int, *, overwrite: bool = False,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """NaN-aware ``window_px`` box mean, in linear power, of one 2-D scene padded with a halo.
 
     Parameters
@@ -145,26 +131,25 @@ def multilook_power(padded_db: np.ndarray, window_px: int, *, overwrite: bool = 
         Odd window edge (px).
     overwrite
         Use ``padded_db`` (float32) as scratch space for the linear power (saves an allocation).
+    out
+        float32 ``(ny, nx)`` array to write the result into (allocated when None).
 
     Returns
     -------
     np.ndarray
-        Mean linear power ``(ny, nx)`` (float32, contiguous) over the valid pixels of
-        each window; NaN where the centre pixel is NaN. One scene at a time keeps the
-        work in cache.
+        Mean linear power ``(ny, nx)`` (float32) over the finite pixels of each window;
+        NaN where the centre pixel is NaN. The box sums are compiled
+        (:func:`cryocube.melt_kernels.box_mean`): 0.26 ms per 512 x 512 scene with
+        or without a 40 x 100 px nodata patch, against 0.44-0.50 ms and 2.6 ms with
+        the separable numpy sums they replaced (same bits).
     """
-    power = db_to_power(padded_db, out=padded_db if overwrite else None)
     h = window_px // 2
     if h == 0:
-        return power
-    valid = np.isfinite(power)
-    if valid.all():  # divided by the count, as below: the same bits whichever block a pixel is computed in
-        return np.divide(_window_sum(power, h), np.float32(window_px**2))
-    power[~valid] = 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.divide(_window_sum(power, h), _window_sum(valid.astype(np.float32), h))
-    mean[~valid[h:-h, h:-h]] = np.nan
-    return mean
+        return db_to_power(padded_db, out=out)
+    power = db_to_power(padded_db, out=padded_db if overwrite else None)
+    if out is None:
+        out = np.empty((power.shape[0] - 2 * h, power.shape[1] - 2 * h), dtype=np.float32)
+    return box_mean(power, h, out)
 
 
 def reference_power_kernel(power: np.ndarray, groups: np.ndarray, is_reference: np.ndarray, n_groups: int) -> np.ndarray:
@@ -208,7 +193,8 @@ def melt_ratio_kernel(co: np.ndarray | HaloBlock, cross: np.ndarray | HaloBlock 
                       ref_co_power: np.ndarray | None = None, ref_cross_power: np.ndarray | None = None, *,
                       groups: np.ndarray, is_reference: np.ndarray, n_groups: int,
                       window_px: int | None = None,
-                      corrections_db: Sequence[Callable[[int, np.ndarray], np.ndarray]] | None = None) -> np.ndarray:
+                      normalizations: Sequence[Callable[[int, np.ndarray, np.ndarray], np.ndarray]] | None = None,
+                      ) -> np.ndarray:
     """Melt ratio (dB): single-polarization ``R = 10 log10(P / P_ref)`` or, with ``cross``, Nagler's ``R_C``.
 
     Parameters
@@ -227,64 +213,75 @@ def melt_ratio_kernel(co: np.ndarray | HaloBlock, cross: np.ndarray | HaloBlock 
         Group index per scene, reference scenes, number of groups.
     window_px
         Multilook window (px) of halo-padded dB inputs; None for power inputs.
-    corrections_db
-        Per polarization (co, cross), ``correction(i, out)``: dB to subtract from
-        padded scene ``i`` before multilooking (the incidence normalization
-        ``s (theta - theta_ref)``), written into ``out`` (padded scene shape);
-        halo-padded inputs only.
+    normalizations
+        Per polarization (co, cross), ``normalize(i, padded_db, out)``: padded scene
+        ``i`` (dB) normalized to the reference incidence angle, written into ``out``
+        (a buffer of the padded scene's shape); halo-padded inputs only.
 
     Returns
     -------
     np.ndarray
         float32 ``(T, ny, nx)``: ``R_co`` or ``W R_cross + (1 - W) R_co`` (dB).
-        Computed one scene at a time so that every temporary stays in the CPU cache;
-        the multilooked reference scenes (``(n_reference, ny, nx)`` per polarization)
-        are kept from the reference pass and reused, so every scene is multilooked
-        once (the ratio loop used to multilook them a second time).
+        Computed one scene at a time so that every temporary stays in the CPU cache,
+        in buffers allocated once (fresh memory is slow to touch); the multilooked
+        reference scenes (``(n_reference, ny, nx)`` per polarization) are kept from
+        the reference pass and reused, so every scene is multilooked once.
     """
     picked = np.flatnonzero(is_reference)
     row = np.full(groups.size, -1)
     row[picked] = np.arange(picked.size)
     shape = (co.shape if window_px is None else co.tile.shape)[1:]
-    if window_px is not None:  # the padded scene being multilooked (dB, then power), the correction's scratch
+    # Scratch, allocated once (fresh memory is slow to touch). The compiled loops never
+    # write in place: LLVM's overlap check sends in-place loops down the scalar path.
+    if window_px is not None:  # a padded scene (dB), then normalized (dB, then power)
         buffer = np.empty((shape[0] + 2 * co.halo, shape[1] + 2 * co.halo), dtype=np.float32)
-        scratch = np.empty_like(buffer)
+        normalized = np.empty_like(buffer)
+    looked = np.empty(shape, dtype=np.float32)  # a scene's multilooked power, then the cross-polarized log ratio
+    log_co = np.empty(shape, dtype=np.float32)  # the co-polarized log ratio before the Nagler combination
+    theta = np.empty(shape, dtype=np.float32)  # a contiguous copy of the scene's angles (a view is not flat)
 
-    correct_co, correct_cross = corrections_db if corrections_db is not None else (None, None)
+    normalize_co, normalize_cross = normalizations if normalizations is not None else (None, None)
 
-    def scene(a: np.ndarray | HaloBlock, i: int, correct: Callable[[int, np.ndarray], np.ndarray] | None) -> np.ndarray:
+    def scene(a: np.ndarray | HaloBlock, i: int, normalize: Callable[[int, np.ndarray, np.ndarray], np.ndarray] | None,
+              out: np.ndarray) -> np.ndarray:
         if window_px is None:
-            return a[i]
+            return np.copyto(out, a[i]) or out
         padded = a.scene(i, buffer)  # without a halo, the tile's own scene (never overwritten)
-        if correct is not None:
-            padded = np.subtract(padded, correct(i, scratch), out=buffer)
-        return multilook_power(padded, window_px, overwrite=padded is buffer)
+        if normalize is not None:
+            padded = normalize(i, padded, normalized)
+        return multilook_power(padded, window_px, overwrite=padded is buffer or padded is normalized, out=out)
 
     def reference(a: np.ndarray | HaloBlock, given: np.ndarray | None,
-                  correct: Callable[[int, np.ndarray], np.ndarray] | None) -> tuple[np.ndarray, np.ndarray | None]:
+                  normalize: Callable[[int, np.ndarray, np.ndarray], np.ndarray] | None,
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
         """The reference power and, when computed here, the reference scenes it averaged (reused by the ratios)."""
         if given is not None:
             return given, None
         looks = np.empty((picked.size,) + shape, dtype=np.float32)
         for k, i in enumerate(picked):
-            looks[k] = scene(a, i, correct)
+            scene(a, i, normalize, looks[k])
         return reference_power_kernel(looks, groups[picked], np.ones(picked.size, bool), n_groups), looks
 
-    def ratio_db(a: np.ndarray | HaloBlock, ref: np.ndarray, looks: np.ndarray | None, i: int,
-                 correct: Callable[[int, np.ndarray], np.ndarray] | None, out: np.ndarray | None = None) -> np.ndarray:
-        power = looks[row[i]] if looks is not None and row[i] >= 0 else scene(a, i, correct)
-        return power_to_db(np.divide(power, ref[groups[i]], out=out, dtype=np.float32))
+    def log_ratio(a: np.ndarray | HaloBlock, ref: np.ndarray, looks: np.ndarray | None, i: int,
+                  normalize: Callable[[int, np.ndarray, np.ndarray], np.ndarray] | None, out: np.ndarray) -> np.ndarray:
+        """``log10(P / P_ref)`` of scene ``i``, into ``out``."""
+        power = looks[row[i]] if looks is not None and row[i] >= 0 else scene(a, i, normalize, looked)
+        return np.log10(np.divide(power, ref[groups[i]], out=out, dtype=np.float32), out=out)
 
-    ref_co, looks_co = reference(co, ref_co_power, correct_co)
-    ref_cross, looks_cross = reference(cross, ref_cross_power, correct_cross) if cross is not None else (None, None)
+    ref_co, looks_co = reference(co, ref_co_power, normalize_co)
+    ref_cross, looks_cross = reference(cross, ref_cross_power, normalize_cross) if cross is not None else (None, None)
+    ramp, offset = _nagler_ramp(NAGLER_THETA1_DEG, NAGLER_THETA2_DEG, NAGLER_K)
     out = np.empty((groups.size,) + shape, dtype=np.float32)
     for i in range(groups.size):
-        ratio = ratio_db(co, ref_co, looks_co, i, correct_co, out[i])
-        if cross is not None:
-            cross_ratio = ratio_db(cross, ref_cross, looks_cross, i, correct_cross)
-            cross_ratio -= ratio
-            cross_ratio *= nagler_weight(theta_deg[i])
-            ratio += cross_ratio
+        if cross is None:
+            log_ratio(co, ref_co, looks_co, i, normalize_co, out[i])
+            out[i] *= np.float32(10.0)
+        else:
+            co_ratio = log_ratio(co, ref_co, looks_co, i, normalize_co, log_co)
+            cross_ratio = log_ratio(cross, ref_cross, looks_cross, i, normalize_cross, looked)
+            np.copyto(theta, theta_deg[i])
+            nagler_combination(co_ratio.reshape(-1), cross_ratio.reshape(-1), theta.reshape(-1), ramp, offset,
+                               np.float32(NAGLER_K), out[i].reshape(-1))
     return out
 
 
@@ -317,23 +314,29 @@ def melt_block_kernel(co_db: HaloBlock, cross_db: HaloBlock | None = None, theta
     def power(db: np.ndarray | None) -> np.ndarray | None:
         return None if db is None else db_to_power(db)
 
-    def normalization(slope_map: HaloBlock | None, slope: float | None) -> Callable[[int, np.ndarray], np.ndarray]:
-        slope_buffer = None if slope_map is None else np.empty(
-            (co_db.tile.shape[1] + 2 * co_db.halo, co_db.tile.shape[2] + 2 * co_db.halo), np.float32)
+    padded_shape = (co_db.tile.shape[1] + 2 * co_db.halo, co_db.tile.shape[2] + 2 * co_db.halo)
+    theta_buffer = np.empty(padded_shape, np.float32)
 
-        def correction(i: int, out: np.ndarray) -> np.ndarray:
-            np.subtract(theta_halo.scene(i, out), np.float32(reference_angle_deg), out=out)
-            s = np.float32(slope) if slope_map is None else slope_map.scene(min(i, slope_map.tile.shape[0] - 1), slope_buffer)
-            return np.multiply(out, s, out=out)
-        return correction
+    def normalization(slope_map: HaloBlock | None, slope: float | None) -> Callable[[int, np.ndarray, np.ndarray], np.ndarray]:
+        slope_buffer = np.empty(padded_shape, np.float32)  # the scalar slope everywhere, or the map's padded scene
+        if slope_map is None:
+            slope_buffer[...] = np.float32(slope)
 
-    corrections = None
+        def normalize(i: int, padded_db: np.ndarray, out: np.ndarray) -> np.ndarray:
+            s = slope_buffer if slope_map is None else slope_map.scene(min(i, slope_map.tile.shape[0] - 1), slope_buffer)
+            theta = theta_halo.scene(i, theta_buffer)
+            normalize_db(padded_db.reshape(-1), theta.reshape(-1), np.float32(reference_angle_deg), s.reshape(-1),
+                         out.reshape(-1))
+            return out
+        return normalize
+
+    normalizations = None
     if theta_halo is not None:
         theta_deg = theta_halo.tile
-        corrections = [normalization(m, v) for m, v in zip((co_slope, cross_slope), slope_db_per_deg)]
+        normalizations = [normalization(m, v) for m, v in zip((co_slope, cross_slope), slope_db_per_deg)]
     return melt_ratio_kernel(co_db, cross_db, theta_deg, power(ref_co_db), power(ref_cross_db), groups=groups,
                              is_reference=is_reference, n_groups=n_groups, window_px=window_px,
-                             corrections_db=corrections)
+                             normalizations=normalizations)
 
 
 def classify_kernel(ratio_db: np.ndarray, threshold_db: float) -> np.ndarray:
