@@ -10,7 +10,7 @@ import xarray as xr
 from scipy import ndimage
 
 import cryocube as cc
-from cryocube import melt_scenes
+from cryocube import melt, melt_kernels, melt_scenes
 from cryocube.melt import (DRY, MELT, UNKNOWN, classify_kernel, detect_melt, dry_reference, melt_ratio_kernel,
                            melt_season, multilook_power, nagler_weight, reference_power_kernel, season_kernel)
 from cryocube.testing import raise_if_dask_computes
@@ -68,6 +68,41 @@ def test_multilook_bits_do_not_depend_on_nodata_elsewhere():
     with_nan = image.copy()
     with_nan[0, 0] = np.nan
     np.testing.assert_array_equal(multilook_power(with_nan, 3)[2:, 2:], multilook_power(image, 3)[2:, 2:])
+
+
+@pytest.mark.parametrize("window_px", [1, 3, 5, 7])
+def test_multilook_matches_a_brute_force_mean_of_the_finite_pixels(window_px):
+    """Each window's mean linear power over its finite pixels (NaN and infinities skipped), NaN at non-finite centres."""
+    rng = np.random.default_rng(window_px)
+    h = window_px // 2
+    padded = rng.normal(-10.0, 3.0, (23 + 2 * h, 31 + 2 * h)).astype(np.float32)
+    padded[rng.random(padded.shape) < 0.15] = np.nan
+    padded[5:9, 3:12] = np.nan  # a nodata patch
+    if window_px > 1:  # a 1-px window is the power itself, infinities included
+        padded[12, 20] = np.inf
+    power = 10 ** (padded.astype(np.float64) / 10)
+    expected = np.full((23, 31), np.nan)
+    for y in range(23):
+        for x in range(31):
+            window = power[y:y + window_px, x:x + window_px]
+            if np.isfinite(power[y + h, x + h]):
+                expected[y, x] = window[np.isfinite(window)].mean()
+    np.testing.assert_allclose(multilook_power(padded, window_px), expected, rtol=2e-6)
+
+
+def test_nagler_combination_is_the_weighted_ratio_bit_for_bit():
+    """The compiled combination equals ``R_co + W (R_cross - R_co)`` with :func:`nagler_weight`, NaN angles included."""
+    rng = np.random.default_rng(3)
+    log_co, log_cross = rng.normal(0.0, 0.3, (2, 400)).astype(np.float32)
+    theta = rng.uniform(10.0, 55.0, 400).astype(np.float32)  # both clipped ends of the ramp and the ramp itself
+    theta[:5] = [np.nan, 20.0, 45.0, -np.inf, np.inf]
+    r_co, r_cross = log_co * np.float32(10), log_cross * np.float32(10)
+    expected = r_co + (r_cross - r_co) * nagler_weight(theta)
+    slope, offset = melt._nagler_ramp(melt.NAGLER_THETA1_DEG, melt.NAGLER_THETA2_DEG, melt.NAGLER_K)
+    out = melt_kernels.nagler_combination(log_co, log_cross, theta, slope, offset, np.float32(melt.NAGLER_K),
+                                          np.empty(400, np.float32))
+    np.testing.assert_array_equal(out, expected)
+    assert np.isnan(out[0]) and np.isfinite(out[1:]).all()
 
 
 def test_classify_flags():
