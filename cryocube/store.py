@@ -83,7 +83,7 @@ import numpy as np
 import xarray as xr
 
 from cryocube.chunking import temporal_chunks
-from cryocube.compute import run
+from cryocube.compute import run, zarr_reads
 from cryocube.conventions import ATTR_ITEMS, ATTR_VERSION, TIME, X, Y
 
 __all__ = [
@@ -904,7 +904,7 @@ def open_cube(store: str | os.PathLike, *, chunks: Any = "auto") -> xr.Dataset:
     """
     store, shown, attrs = _open_committed(store, "open_cube", "does not exist")
     n = int(attrs[ATTR_COMMIT]["n_time"])
-    with _quiet():
+    with _quiet(), zarr_reads():
         ds = xr.open_zarr(store, consolidated=True, chunks=None, decode_coords="all")
     if ds.sizes.get(TIME, 0) < n:
         raise ValueError(f"open_cube: store {shown!r} is corrupt: {ds.sizes.get(TIME, 0)} scenes stored, {n} committed")

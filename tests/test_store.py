@@ -21,6 +21,9 @@ import pytest
 import xarray as xr
 import zarr
 
+from zarr.core.codec_pipeline import BatchedCodecPipeline
+
+from cryocube.compute import zarr_reads
 from cryocube.store import NotACubeStoreError, append_cube, open_cube, write_cube
 
 REPO = Path(__file__).resolve().parents[1]
@@ -311,6 +314,31 @@ def test_fsspec_memory_url():
         write_cube(_cube_a(), url)
     append_cube(_cube_b(), url)
     assert_cube_equal(open_cube(url), xr.concat([_cube_a(), _cube_b()], dim="time"))
+
+
+class ChosenPipeline(BatchedCodecPipeline):
+    """A codec pipeline a user picked in ``zarr.config`` (zarr-python's own, under another name)."""
+
+
+zarr.registry.register_pipeline(ChosenPipeline)
+
+
+def _pipeline(path: Path) -> str:
+    return type(zarr.open_array(path, mode="r")._async_array.codec_pipeline).__name__
+
+
+def test_reads_go_through_zarrs_unless_the_user_chose_a_pipeline(tmp_path):
+    """open_cube's arrays decode with zarrs (same values, v2 and v3 stores); a pipeline chosen in zarr.config is kept."""
+    for fmt in (2, 3):
+        path = tmp_path / f"cube{fmt}.zarr"
+        write_cube(_cube_a(), path, chunks=CHUNKS, zarr_format=fmt)
+        assert_cube_equal(open_cube(path), _cube_a())  # through zarrs (checked below)
+        assert _pipeline(path / "hh") == "BatchedCodecPipeline"  # zarr's default outside open_cube
+        with zarr_reads():
+            assert _pipeline(path / "hh") == "ZarrsCodecPipeline"
+            np.testing.assert_array_equal(zarr.open_array(path / "hh", mode="r")[:], _cube_a().hh.values)
+    with zarr.config.set({"codec_pipeline.path": f"{__name__}.ChosenPipeline"}), zarr_reads():
+        assert _pipeline(tmp_path / "cube3.zarr" / "hh") == "ChosenPipeline"
 
 
 # ------------------------------------------------------------------------------- crash tests
