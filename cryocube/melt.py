@@ -32,7 +32,8 @@ does). The per-scene result is a flag (1 melt, 0 dry, -1 unknown).
 (each observation stands for the time half-way to its neighbours).
 
 Layout: pure numpy kernels (``*_kernel``, :func:`nagler_weight`,
-:func:`multilook_power`) on arrays with time as the first axis. Detection runs as
+:func:`multilook_power`) on arrays with time as the first axis, their per-scene
+loops compiled in :mod:`cryocube.melt_kernels`. Detection runs as
 one fused task per ``(time, y, x)`` tile holding the whole time axis
 (:func:`cryocube.chunking.temporal_chunks`), read once: ``map_blocks`` of the
 (optional) incidence normalization, the multilook, the per-orbit reference and
@@ -534,10 +535,11 @@ def _run_blocks(kernel: Callable[..., np.ndarray], padded: Sequence[xr.DataArray
     faster and 4x leaner than a multilook task followed by a temporal task.
 
     100 x 2048 x 2048 cube from Zarr chunked (4, 512, 512) (``benchmarks/melt.py``):
-    9.1-12.7 s with a peak of 1.5-1.7 GB; the second, independent read of every
-    tile the seams replaced (for the neighbours' strips) took 14.8-16.5 s (peak
-    1.5 GB), and strips cut from the tiles themselves had kept neighbourhoods of
-    full-time tiles in memory (1.9-3.5 GB).
+    9.1-12.7 s with a peak of 1.5-1.7 GB when the seams came in (7.0-9.8 s with
+    the compiled per-scene loops and zarrs reads); the second, independent read of
+    every tile the seams replaced (for the neighbours' strips) took 14.8-16.5 s
+    (peak 1.5 GB), and strips cut from the tiles themselves had kept neighbourhoods
+    of full-time tiles in memory (1.9-3.5 GB).
     """
     padded = [v.transpose(cv.TIME, cv.Y, cv.X) for v in padded]
     plain = [v.transpose(..., cv.Y, cv.X) for v in plain]
