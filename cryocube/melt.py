@@ -246,7 +246,8 @@ def melt_ratio_kernel(co: np.ndarray | HaloBlock, cross: np.ndarray | HaloBlock 
     def scene(a: np.ndarray | HaloBlock, i: int, normalize: Callable[[int, np.ndarray, np.ndarray], np.ndarray] | None,
               out: np.ndarray) -> np.ndarray:
         if window_px is None:
-            return np.copyto(out, a[i]) or out
+            out[...] = a[i]
+            return out
         padded = a.scene(i, buffer)  # without a halo, the tile's own scene (never overwritten)
         if normalize is not None:
             padded = normalize(i, padded, normalized)
