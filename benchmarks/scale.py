@@ -16,7 +16,7 @@ For each size: the data size, wall time, throughput, the peak process memory of
 every worker (sampled from the scheduler's heartbeats every 0.2 s) and the time
 per GB relative to the smallest size (linear scaling = 1.00; target within 20%).
 A small melt run (8 scenes x 512 x 512) warms the workers up first (imports,
-compiled kernels): it had made the first, smallest size look 1.6x slower per GB.
+compiled kernels): without it the first, smallest size looked 1.6-3x slower per GB.
 
 Usage::
 

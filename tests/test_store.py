@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-
 from zarr.core.codec_pipeline import BatchedCodecPipeline
 
 from cryocube.compute import zarr_reads
